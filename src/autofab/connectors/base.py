@@ -1,0 +1,92 @@
+"""Connector contract: southbound links to equipment (or to a twin).
+
+A connector is an async context manager with a ``state``
+(:class:`ConnectionState`). ``read(tags)`` returns current samples,
+``subscribe(tags, queue_maxsize, overflow)`` yields samples as they change,
+``write(tag, value)`` sets an output and is called only by the runtime after
+the safety guard. A connector reconnects by itself and forwards what it
+buffered while disconnected.
+
+Connectors driven by simulated time (twin, replay) also implement
+:class:`SteppedConnector`: the runtime calls ``step(t)`` every ``period``
+seconds of its clock instead of letting them run free.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from enum import StrEnum
+from types import TracebackType
+
+from autofab.core.base import Sample, Tag
+from autofab.core.bus import Overflow
+
+
+class ConnectionState(StrEnum):
+    """Link state, reported in health checks and the run report."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+
+
+class Connector(ABC):
+    """Base class of connectors."""
+
+    name: str
+    state: ConnectionState = ConnectionState.DISCONNECTED
+
+    @property
+    @abstractmethod
+    def tags(self) -> Sequence[Tag]:
+        """Every tag this connector provides or accepts, with full paths."""
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the link (state goes connecting -> connected)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the link (state goes to disconnected)."""
+
+    @abstractmethod
+    async def read(self, tags: Sequence[str]) -> list[Sample]:
+        """Current values of ``tags``."""
+
+    @abstractmethod
+    def subscribe(
+        self,
+        tags: Sequence[str],
+        queue_maxsize: int = 10_000,
+        overflow: Overflow = Overflow.DROP_OLDEST,
+    ) -> AsyncIterator[Sample]:
+        """Samples of ``tags`` as they arrive, through a bounded queue."""
+
+    @abstractmethod
+    async def write(self, tag: str, value: float) -> None:
+        """Write ``value`` to output ``tag`` (runtime only, after the guard)."""
+
+    async def __aenter__(self) -> Connector:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class SteppedConnector(Connector):
+    """A connector whose data is produced on the runtime's clock (twin, replay)."""
+
+    period: float
+    """Seconds of runtime clock between calls of :meth:`step`."""
+
+    @abstractmethod
+    async def step(self, ts: float) -> list[Sample]:
+        """Advance to UTC time ``ts`` and return the samples produced."""

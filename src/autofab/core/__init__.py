@@ -1,0 +1,33 @@
+"""Core value types, clocks, the in-process bus and the plugin registry."""
+
+from autofab.core.base import (
+    PATH_LEVELS,
+    MachineState,
+    Quality,
+    Sample,
+    Tag,
+    TagKind,
+    match_topic,
+    validate_path,
+)
+from autofab.core.bus import Bus, BusOverflow, Overflow, Subscription, SubscriptionStats
+from autofab.core.clock import Clock, RealClock, SimClock
+
+__all__ = [
+    "PATH_LEVELS",
+    "Bus",
+    "BusOverflow",
+    "Clock",
+    "MachineState",
+    "Overflow",
+    "Quality",
+    "RealClock",
+    "Sample",
+    "SimClock",
+    "Subscription",
+    "SubscriptionStats",
+    "Tag",
+    "TagKind",
+    "match_topic",
+    "validate_path",
+]

@@ -1,0 +1,67 @@
+"""Plugin registry: which implementation answers to which name.
+
+Built-in plugins are listed in :data:`BUILTIN` as ``"module:attribute"``
+strings, imported only when asked for. Third-party packages add plugins through
+the ``autofab.plugins`` entry-point group, with entry names ``"kind.name"``
+(for example ``"twin.my_reactor = mypkg.reactor:Reactor"``). The contract suite
+in :mod:`autofab.testing` runs over everything listed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import Any
+
+from autofab.errors import ConfigError
+
+KINDS = ("twin", "controller", "historian", "connector", "detector", "scheduler", "kpi")
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "twin": {
+        "cure_oven": "autofab.twins.cure_oven:CureOven",
+    },
+    "controller": {
+        "pid": "autofab.control.pid:PIDController",
+    },
+    "historian": {
+        "duckdb": "autofab.historian.duckdb:DuckDBHistorian",
+    },
+    "connector": {
+        "twin": "autofab.connectors.twin:TwinConnector",
+    },
+    "detector": {},
+    "scheduler": {},
+    "kpi": {},
+}
+
+
+def _entry_points(kind: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for ep in metadata.entry_points(group="autofab.plugins"):
+        k, _, name = ep.name.partition(".")
+        if k == kind and name:
+            out[name] = ep.value
+    return out
+
+
+def names(kind: str) -> list[str]:
+    """Sorted names of every plugin of ``kind`` (built-in and installed)."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown plugin kind {kind!r}; allowed: {', '.join(KINDS)}")
+    return sorted({**BUILTIN[kind], **_entry_points(kind)})
+
+
+def target(kind: str, name: str) -> str:
+    """The ``module:attribute`` string of a plugin."""
+    table = {**BUILTIN.get(kind, {}), **_entry_points(kind)} if kind in KINDS else {}
+    if name not in table:
+        allowed = ", ".join(names(kind)) if kind in KINDS else ", ".join(KINDS)
+        raise ConfigError(f"unknown {kind} {name!r}; allowed: {allowed}")
+    return table[name]
+
+
+def load(kind: str, name: str) -> Any:
+    """Import and return the plugin class (or factory) ``name`` of ``kind``."""
+    module, _, attr = target(kind, name).partition(":")
+    return getattr(importlib.import_module(module), attr)
