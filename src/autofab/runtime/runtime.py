@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autofab.connectors.base import Connector, SteppedConnector
+from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
 from autofab.control.safety import GuardedLoop, SafetyGuard
 from autofab.core import registry
@@ -127,6 +128,8 @@ class Runtime:
         prefix = cfg.prefix or self.site.site.prefix
         if cfg.kind == "twin":
             return TwinConnector.from_config(cfg, prefix, self.settings.seed, self.source)
+        if cfg.kind == "replay":
+            return ReplayConnector.from_config(cfg, self.source, prefix=prefix)
         try:
             cls = registry.load("connector", cfg.kind)
         except ConfigError as exc:
