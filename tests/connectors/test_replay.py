@@ -34,7 +34,8 @@ async def test_wide_file_replays_on_runtime_clock(wide_csv):
     assert await c.step(t0 + 1) == []
     third = [s for s in await c.step(t0 + 4) if s.tag.endswith("temperature")]
     assert [s.ts for s in third] == [t0 + 2, t0 + 4]
-    assert math.isnan(third[0].value) and third[0].quality is Quality.BAD
+    assert third[0].value == 21.0
+    assert math.isnan(third[1].value) and third[1].quality is Quality.BAD
     with pytest.raises(ConnectorError, match="read-only"):
         await c.write("acme/a/l1/oven/zone1/power", 1.0)
 

@@ -132,10 +132,10 @@ class ReplayConnector(SteppedConnector):
                 raise ConfigError(exc.message, source=str(self.path), field=n) from exc
             self._tags.append(Tag(path_, units.get(n, "1"), kind=TagKind.CV))
         full = {n: t.path for n, t in zip(names, self._tags, strict=True)}
-        self._t = data["ts"].to_numpy(dtype=float)
-        self._tag = data["tag"].map(full).to_numpy(dtype=object)
-        self._v = data["value"].to_numpy(dtype=float)
-        self._q = data["quality"].to_numpy(dtype=int)
+        self._t: list[float] = data["ts"].astype(float).tolist()
+        self._tag: list[str] = data["tag"].map(full).tolist()
+        self._v: list[float] = data["value"].astype(float).tolist()
+        self._q: list[int] = data["quality"].astype(int).tolist()
         self._t0 = float(self._t[0])
         self._span = float(self._t[-1] - self._t[0]) + self.period
         self._pos = 0
