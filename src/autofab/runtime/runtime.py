@@ -298,6 +298,7 @@ class Runtime:
                 else:
                     tasks.append(asyncio.create_task(self._pump(conn)))
             for lr in self.loops:
+                lr.loop.reset(self.settings.seed)
                 self.scheduler.add(Job(f"loop:{lr.name}", lr.period, self._looper(lr), PRIO_LOOP))
             last_flush = [time.monotonic()]
             interval = self.site.historian.flush_interval_s
