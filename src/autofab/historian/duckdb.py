@@ -52,6 +52,9 @@ SCHEMA_VERSION = "1"
 MAX_BUCKETS = 10_000_000
 """Most buckets one resampled query may return (rows of the result)."""
 
+MAX_ABS_TS = 1e11
+"""Largest accepted ``|ts|`` (s, about the year 5138): catches milliseconds passed as seconds."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 _TS_TYPE = pa.timestamp("us", tz="UTC")
@@ -123,7 +126,13 @@ def _us(value: TimeLike, name: str) -> int:
     f = float(value)
     if not math.isfinite(f):
         raise ConfigError(f"{name}={value!r} must be finite UTC seconds")
-    return round(f * _US)
+    return int(_seconds_to_us(np.array([f]))[0])
+
+
+def _seconds_to_us(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Nearest whole microsecond of float seconds (exact split: no product rounding)."""
+    whole = np.floor(ts)
+    return whole.astype(np.int64) * _US + np.rint((ts - whole) * _US).astype(np.int64)
 
 
 def _bucket(expr: str, g_us: int) -> str:
@@ -334,6 +343,28 @@ class DuckDBHistorian(Historian):
     def _columns(
         self, samples: Sequence[Sample], n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            ts = np.fromiter(map(itemgetter(1), samples), np.float64, n)
+            values = np.fromiter(map(itemgetter(2), samples), np.float64, n)
+            quality = np.fromiter(map(itemgetter(3), samples), np.int64, n)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"samples must hold numeric ts (UTC s), value and quality: {exc}"
+            ) from None
+        if not np.isfinite(ts).all():
+            bad = samples[int(np.argmin(np.isfinite(ts)))]
+            raise ConfigError(f"sample of {bad[0]} has ts={bad[1]!r}; ts must be finite UTC s")
+        if np.abs(ts).max() >= MAX_ABS_TS:
+            bad = samples[int(np.argmax(np.abs(ts)))]
+            raise ConfigError(
+                f"sample of {bad[0]} has ts={bad[1]!r}; ts must be UTC seconds with "
+                f"|ts| < {MAX_ABS_TS:.0e} (milliseconds passed by mistake?)"
+            )
+        if quality.min() < 0 or quality.max() > int(Quality.GOOD):
+            raise ConfigError(
+                f"sample quality must be one of {[int(q) for q in Quality]} "
+                f"(BAD, UNCERTAIN, GOOD), got {sorted(set(quality.tolist()))}"
+            )
         ids = self._ids
         try:
             tag_ids = np.fromiter(map(ids.get, map(itemgetter(0), samples)), np.int32, n)
@@ -346,23 +377,7 @@ class DuckDBHistorian(Historian):
             for path in unknown:
                 self._tag_id(path)
             tag_ids = np.fromiter(map(ids.__getitem__, map(itemgetter(0), samples)), np.int32, n)
-        try:
-            ts = np.fromiter(map(itemgetter(1), samples), np.float64, n)
-            values = np.fromiter(map(itemgetter(2), samples), np.float64, n)
-            quality = np.fromiter(map(itemgetter(3), samples), np.int64, n)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"samples must hold numeric ts (UTC s), value and quality: {exc}"
-            ) from None
-        if not np.isfinite(ts).all():
-            bad = samples[int(np.argmin(np.isfinite(ts)))]
-            raise ConfigError(f"sample of {bad[0]} has ts={bad[1]!r}; ts must be finite UTC s")
-        if quality.min() < 0 or quality.max() > int(Quality.GOOD):
-            raise ConfigError(
-                f"sample quality must be one of {[int(q) for q in Quality]} "
-                f"(BAD, UNCERTAIN, GOOD), got {sorted(set(quality.tolist()))}"
-            )
-        ts_us = np.rint(ts * _US).astype(np.int64)
+        ts_us = _seconds_to_us(ts)
         return tag_ids, ts_us, values, quality.astype(np.uint8)
 
     def flush(self) -> int:
@@ -416,7 +431,10 @@ class DuckDBHistorian(Historian):
             first[1:] = (st[1:] != st[:-1]) | (sts[1:] != sts[:-1])
             order, st, sts = order[first], st[first], sts[first]
             keep = np.sort(order)
+            v_all, q_all = value, quality  # ``order`` indexes these
             tag_id, ts_us, value, quality = tag_id[keep], ts_us[keep], value[keep], quality[keep]
+        else:
+            v_all, q_all = value, quality
         # Per tag, rows of ``order`` are now sorted by ts: first and last of each run.
         starts = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
         ends = np.r_[starts[1:], len(st)] - 1
@@ -429,7 +447,7 @@ class DuckDBHistorian(Historian):
                 overlap = True
             if prev is None or sts[g1] > prev[0]:
                 i = int(order[g1])
-                self._last[tid] = (int(sts[g1]), float(value[i]), int(quality[i]))
+                self._last[tid] = (int(sts[g1]), float(v_all[i]), int(q_all[i]))
                 updates.append((tid, *self._last[tid]))
         con = self._con
         if updates:
