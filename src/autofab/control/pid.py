@@ -34,14 +34,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autofab.control.base import Action, Controller, FloatArray, Observation
-from autofab.core.base import Tag
 from autofab.errors import ConfigError, NotFittedError
-from autofab.site.base import LoopConfig
+
+if TYPE_CHECKING:
+    from autofab.core.base import Tag
+    from autofab.site.base import LoopConfig
 
 Param = float | Sequence[float] | FloatArray
 

@@ -352,8 +352,7 @@ class Runtime:
         now = self.clock.now()
         grid = self.site.kpi.grid_co2_kg_per_kwh
         return {
-            a.unit.name: jsonable(_kpi_block(a.elements(now), grid))
-            for a in self.unit_accumulators
+            a.unit.name: jsonable(_kpi_block(a.elements(now), grid)) for a in self.unit_accumulators
         }
 
     # ----- report ---------------------------------------------------------
@@ -414,4 +413,3 @@ def _kpi_block(e: WorkUnitElements, grid: float) -> dict[str, Any]:
         running_s=e.apt,
     )
     return out
-
