@@ -50,9 +50,8 @@ def main() -> None:
         "deadline_misses": report["deadline_misses"],
         "loops": len(report["loops"]),
     }
-    print(
-        f"{'site':<12}{'sim h':>7}{'wall s':>9}{'limit s':>9}{'ratio':>7}{'sim/wall':>10}{'rows':>10}"
-    )
+    head = ("site", "sim h", "wall s", "limit s", "ratio", "sim/wall", "rows")
+    print("{:<12}{:>7}{:>9}{:>9}{:>7}{:>10}{:>10}".format(*head))
     print(
         f"{args.site:<12}{args.hours:>7g}{wall:>9.1f}{scaled_limit:>9.0f}"
         f"{wall / scaled_limit:>7.2f}{result['sim_seconds_per_wall_second']:>10.0f}"
