@@ -124,8 +124,11 @@ class Envelope:
 
         Order: a non-finite entry is replaced by the previous value (or the
         low limit when there is none); then the rate limit around ``u_prev``;
-        then the hard limits. When ``u_prev`` is inside ``[mv_lo, mv_hi]`` the
-        rate window and the limits intersect, so the result satisfies both.
+        then the hard limits. Each changed channel yields one :class:`Clip`
+        naming the constraint that binds at the result (a hard limit when the
+        proposal was beyond it and the result sits on it, else the rate
+        limit). When ``u_prev`` is inside ``[mv_lo, mv_hi]`` the rate window
+        and the limits intersect, so the result satisfies both.
         ``dt`` that is not finite or ``<= 0`` allows no change.
         """
         a = np.asarray(u, dtype=np.float64).ravel().copy()
@@ -140,6 +143,8 @@ class Envelope:
                 a = np.where(bad, np.where(np.isfinite(prev), prev, lo), a)
             else:
                 a = np.where(bad, lo, a)
+        win_lo = np.full(a.size, -np.inf)
+        win_hi = np.full(a.size, np.inf)
         if prev is not None:
             dt_ok = dt if math.isfinite(dt) and dt > 0 else 0.0
             ok = np.isfinite(prev)
@@ -147,15 +152,16 @@ class Envelope:
                 step = np.where(np.isinf(rate), np.inf, rate * dt_ok)
                 win_lo = np.where(ok, prev - step, -np.inf)
                 win_hi = np.where(ok, prev + step, np.inf)
-            for i in np.flatnonzero((a < win_lo) | (a > win_hi)):
-                bound = win_lo[i] if a[i] < win_lo[i] else win_hi[i]
-                clips.append(Clip(int(i), InterventionKind.RATE_LIMIT, float(bound)))
-            a = np.minimum(np.maximum(a, win_lo), win_hi)
-        for i in np.flatnonzero(a < lo):
-            clips.append(Clip(int(i), InterventionKind.CLAMP_LOW, float(lo[i])))
-        for i in np.flatnonzero(a > hi):
-            clips.append(Clip(int(i), InterventionKind.CLAMP_HIGH, float(hi[i])))
-        return np.minimum(np.maximum(a, lo), hi), clips
+        out = np.minimum(np.maximum(np.minimum(np.maximum(a, win_lo), win_hi), lo), hi)
+        # name the constraint that binds at the result
+        for i in np.flatnonzero(out != a):
+            if a[i] > hi[i] and out[i] == hi[i]:
+                clips.append(Clip(int(i), InterventionKind.CLAMP_HIGH, float(hi[i])))
+            elif a[i] < lo[i] and out[i] == lo[i]:
+                clips.append(Clip(int(i), InterventionKind.CLAMP_LOW, float(lo[i])))
+            else:
+                clips.append(Clip(int(i), InterventionKind.RATE_LIMIT, float(out[i])))
+        return out, clips
 
     def project(self, u: FloatArray, u_prev: FloatArray | None, dt: float) -> FloatArray:
         """Guarded MV: inside ``[mv_lo, mv_hi]`` and within ``mv_rate*dt`` of ``u_prev``."""
