@@ -86,6 +86,7 @@ class Envelope:
             )
         if np.any(self.mv_rate <= 0):
             raise ConfigError(f"envelope mv_rate={self.mv_rate.tolist()} must be > 0 (MV unit/s)")
+        self._cache: dict[int, tuple[FloatArray, FloatArray, FloatArray]] = {}
         if np.any(self.cv_lo > self.cv_hi):
             raise ConfigError(
                 f"envelope cv_lo={self.cv_lo.tolist()} must be <= cv_hi={self.cv_hi.tolist()}",
@@ -97,12 +98,16 @@ class Envelope:
         return int(self.mv_lo.size)
 
     def bounds(self, size: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """``(mv_lo, mv_hi, mv_rate)`` broadcast to ``size`` channels."""
-        return (
-            np.broadcast_to(self.mv_lo, size),
-            np.broadcast_to(self.mv_hi, size),
-            np.broadcast_to(self.mv_rate, size),
-        )
+        """``(mv_lo, mv_hi, mv_rate)`` broadcast to ``size`` channels (read-only views)."""
+        hit = self._cache.get(size)
+        if hit is None:
+            hit = (
+                np.broadcast_to(self.mv_lo, size),
+                np.broadcast_to(self.mv_hi, size),
+                np.broadcast_to(self.mv_rate, size),
+            )
+            self._cache[size] = hit
+        return hit
 
     def contains(self, u: FloatArray) -> bool:
         """Whether ``u`` is finite and inside ``[mv_lo, mv_hi]``."""
@@ -138,7 +143,7 @@ class Envelope:
         if prev is not None and prev.size != a.size:
             prev = None
         bad = ~np.isfinite(a)
-        if np.any(bad):
+        if bad.any():
             if prev is not None:
                 a = np.where(bad, np.where(np.isfinite(prev), prev, lo), a)
             else:
@@ -154,7 +159,8 @@ class Envelope:
                 win_hi = np.where(ok, prev + step, np.inf)
         out = np.minimum(np.maximum(np.minimum(np.maximum(a, win_lo), win_hi), lo), hi)
         # name the constraint that binds at the result
-        for i in np.flatnonzero(out != a):
+        changed = out != a
+        for i in np.flatnonzero(changed) if changed.any() else ():
             if a[i] > hi[i] and out[i] == hi[i]:
                 clips.append(Clip(int(i), InterventionKind.CLAMP_HIGH, float(hi[i])))
             elif a[i] < lo[i] and out[i] == lo[i]:
@@ -170,11 +176,10 @@ class Envelope:
     def cv_violations(self, y: FloatArray) -> list[int]:
         """Indices of CVs outside ``[cv_lo, cv_hi]`` (NaN is not counted here)."""
         a = np.asarray(y, dtype=np.float64).ravel()
-        lo = np.broadcast_to(self.cv_lo, a.size) if self.cv_lo.size in (1, a.size) else None
-        hi = np.broadcast_to(self.cv_hi, a.size) if self.cv_hi.size in (1, a.size) else None
-        if lo is None or hi is None:
+        if self.cv_lo.size not in (1, a.size):
             return []
-        return [int(i) for i in np.flatnonzero((a < lo) | (a > hi))]
+        bad = (a < self.cv_lo) | (a > self.cv_hi)
+        return [int(i) for i in np.flatnonzero(bad)] if bad.any() else []
 
     def __repr__(self) -> str:
         return (
