@@ -458,3 +458,47 @@ def test_bumpless_manual_to_autonomous_in_closed_loop():
         d = loop.step(ob(t, y=y, sp=140.0))
         y = _heater(d.u[0], y)
     assert abs(y - 140.0) < 0.1
+
+
+def test_guarded_loop_from_loop_config_builds_controller_guard_and_fallback():
+    mv, cv = _tags()
+    cfg = LoopConfig(
+        name="zone1",
+        cv=[TEMP],
+        mv=[HEAT],
+        sp=[180.0],
+        period_s=2.0,
+        limits={"mv_hi": 40.0},
+        params={
+            "kp": 1.5,
+            "ti": 60.0,
+            "step_budget_s": 0.5,
+            "fallback": {"controller": "pid", "params": {"kp": 0.5}},
+        },
+    )
+    loop = GuardedLoop.from_loop_config(cfg, mv, cv, {})
+    assert isinstance(loop.controller, PIDController) and isinstance(loop.fallback, PIDController)
+    assert loop.controller.dt == 2.0 and loop.fallback.dt == 2.0  # the loop period
+    assert (loop.controller.u_lo, loop.controller.u_hi) == (0.0, 40.0)  # the guard's limits
+    assert loop.step_budget_s == 0.5
+    loop.reset()
+    d = loop.step(ob(0, y=20.0, sp=180.0), {TEMP: 20.0})
+    assert d.write and d.u[0] == 40.0  # kp*(180-20) clamped by the PID and the guard
+
+
+@pytest.mark.parametrize(
+    ("params", "controller", "match"),
+    [
+        ({"kp": 1.0, "kd": 2.0}, "pid", r"loops\.zone1\.params.*kd"),
+        ({"kp": 1.0, "ti": -1.0}, "pid", r"loops\.zone1\.params.*ti"),
+        ({"kp": 1.0, "fallback": "pid"}, "pid", r"loops\.zone1\.params\.fallback"),
+        ({"kp": 1.0}, "no_such", r"unknown controller 'no_such'"),
+    ],
+)
+def test_guarded_loop_from_loop_config_errors(params, controller, match):
+    mv, cv = _tags()
+    cfg = LoopConfig(
+        name="zone1", cv=[TEMP], mv=[HEAT], sp=[180.0], params=params, controller=controller
+    )
+    with pytest.raises(ConfigError, match=match):
+        GuardedLoop.from_loop_config(cfg, mv, cv, {})

@@ -20,6 +20,7 @@ Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections import Counter
@@ -232,6 +233,10 @@ class SafetyGuard:
         return iv
 
     # --------------------------------------------------------------- checking
+    def current_mv(self, obs: Observation | None = None) -> FloatArray | None:
+        """The MV now on the plant: the guard's last write, else ``obs.u_prev``."""
+        return self._previous(obs)
+
     def _previous(self, obs: Observation | None) -> FloatArray | None:
         if self._wrote_last and self._u_last is not None:
             return self._u_last
@@ -531,6 +536,41 @@ class SafetyGuard:
 
 
 # --------------------------------------------------------------------- loop
+def _build_controller(
+    name: str,
+    params: dict[str, Any],
+    cfg: LoopConfig,
+    guard: SafetyGuard,
+    where: str,
+) -> Controller:
+    from autofab.core import registry  # local: the registry imports plugins lazily
+
+    factory = registry.load("controller", name)
+    try:
+        sig = inspect.signature(factory)
+        accepts = set(sig.parameters)
+    except (TypeError, ValueError):
+        accepts = set()
+    if "dt" in accepts and "dt" not in params:
+        params["dt"] = cfg.period_s
+    lo, hi, _ = guard.envelope.bounds(guard.n)
+    if "u_lo" in accepts and "u_lo" not in params:
+        params["u_lo"] = lo.tolist() if guard.n > 1 else float(lo[0])
+    if "u_hi" in accepts and "u_hi" not in params:
+        params["u_hi"] = hi.tolist() if guard.n > 1 else float(hi[0])
+    try:
+        ctrl = factory(**params)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field=where) from None
+    except TypeError as exc:
+        raise ConfigError(f"controller {name!r}: {exc}", field=where) from None
+    if not isinstance(ctrl, Controller):
+        raise ConfigError(
+            f"controller {name!r} built a {type(ctrl).__name__}, not a Controller", field=where
+        )
+    return ctrl
+
+
 def _ctrl_name(c: Controller) -> str:
     return type(c).__name__
 
@@ -568,6 +608,53 @@ class GuardedLoop:
         self.fallback = fallback
         self.step_budget_s = step_budget_s
         self._ready = False
+
+    @classmethod
+    def from_loop_config(
+        cls,
+        cfg: LoopConfig,
+        mv_tags: Sequence[Tag],
+        cv_tags: Sequence[Tag],
+        aliases: Mapping[str, str],
+    ) -> GuardedLoop:
+        """Build a site-file loop: controller from the registry, guard, fallback.
+
+        ``cfg.params`` are the controller's keyword arguments, except two
+        reserved keys: ``step_budget_s`` (watchdog budget, s) and ``fallback``
+        (``{"controller": name, "params": {...}}``, a fallback controller).
+        A controller that takes ``dt`` gets the loop period unless given; one
+        that takes ``u_lo``/``u_hi`` gets the guard's hard MV limits unless
+        given, so its own anti-windup sees them too.
+        """
+        guard = SafetyGuard.from_loop_config(cfg, mv_tags, cv_tags, aliases)
+        params = dict(cfg.params)
+        budget = params.pop("step_budget_s", None)
+        fb_spec = params.pop("fallback", None)
+        where = f"loops.{cfg.name}"
+        controller = _build_controller(cfg.controller, params, cfg, guard, f"{where}.params")
+        fallback = None
+        if fb_spec is not None:
+            if not isinstance(fb_spec, Mapping) or "controller" not in fb_spec:
+                raise ConfigError(
+                    "must be a mapping with 'controller' (a registered name) and optional 'params'",
+                    field=f"{where}.params.fallback",
+                )
+            fallback = _build_controller(
+                str(fb_spec["controller"]),
+                dict(fb_spec.get("params") or {}),
+                cfg,
+                guard,
+                f"{where}.params.fallback.params",
+            )
+        try:
+            return cls(
+                controller,
+                guard,
+                fallback=fallback,
+                step_budget_s=None if budget is None else float(budget),
+            )
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), field=f"{where}.params.step_budget_s") from None
 
     @property
     def name(self) -> str:
@@ -692,7 +779,7 @@ class GuardedLoop:
         if act is not None:
             decision.info["controller_info"] = act.info
         # tell the controllers what was applied: in control -> track, else hand over
-        applied = decision.u if decision.write else self.guard._previous(obs)
+        applied = decision.u if decision.write else self.guard.current_mv(obs)
         in_control = decision.write and decision.info["source"] == "controller"
         if applied is not None:
             for c in (self.controller, self.fallback):
