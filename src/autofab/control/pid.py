@@ -270,9 +270,12 @@ class PIDController(Controller):
                 sp=np.where(good, sp, np.nan),
             )
             st["v"] = st["u"].copy()
+        # bad channels are computed on zeros and discarded below
+        y = np.where(good, y, 0.0)
+        sp = np.where(good, sp, 0.0)
         e = sp - y
         p = self._kp * (self._b * sp - y)
-        dy = np.where(np.isfinite(st["y"]), y - st["y"], 0.0)
+        dy = np.where(np.isfinite(st["y"]), y - np.nan_to_num(st["y"]), 0.0)
         d = self._ad * st["d"] - self._bd * dy
         v = p + st["i"] + d
         u = np.clip(v, self._lo, self._hi)
@@ -293,7 +296,8 @@ class PIDController(Controller):
         }
         if not np.all(good):
             bad = [int(k) for k in np.flatnonzero(~good)]
-            what = "measurement" if not np.all(np.isfinite(y)) else "setpoint"
+            y_raw = np.asarray(observation.y, dtype=np.float64).ravel()
+            what = "measurement" if not np.all(np.isfinite(y_raw)) else "setpoint"
             info["fallback"] = f"non-finite {what} on channel(s) {bad}: holding previous output"
             info["fallback_channels"] = bad
         return Action(st["u"].copy(), info)
@@ -362,7 +366,7 @@ class PIDController(Controller):
         if st:
             ok = np.isfinite(st["y"]) & np.isfinite(st["sp"])
             p_new = np.where(ok, self._kp * (self._b * st["sp"] - st["y"]), st["p"])
-            st["i"] = st["v"] - p_new - st["d"]
+            st["i"] = st["i"] + st["p"] - p_new  # keeps P + I (hence the output) unchanged
             st["p"] = p_new
 
     @classmethod
