@@ -34,16 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from autofab.control.base import Action, Controller, FloatArray, Observation
 from autofab.errors import ConfigError, NotFittedError
-
-if TYPE_CHECKING:
-    from autofab.core.base import Tag
-    from autofab.site.base import LoopConfig
 
 Param = float | Sequence[float] | FloatArray
 
@@ -118,21 +114,6 @@ class PIDController(Controller):
         self._nch: int | None = None
         self._state: dict[str, FloatArray] = {}
         self._pending: FloatArray | None = None
-
-    @classmethod
-    def from_loop_config(
-        cls, cfg: LoopConfig, cv_tags: Sequence[Tag], mv_tags: Sequence[Tag]
-    ) -> PIDController:
-        """PID of a site-file loop: its ``params`` plus the loop period and MV limits.
-
-        ``u_lo``/``u_hi`` default to the loop's ``limits.mv_lo``/``mv_hi``, else
-        the MV tags' ranges; ``params`` may override any of them.
-        """
-        lim = cfg.limits
-        lo = lim.mv_lo if lim.mv_lo is not None else [t.lo for t in mv_tags]
-        hi = lim.mv_hi if lim.mv_hi is not None else [t.hi for t in mv_tags]
-        kwargs: dict[str, Any] = {"dt": cfg.period_s, "u_lo": lo, "u_hi": hi, **cfg.params}
-        return cls(**kwargs)
 
     # ------------------------------------------------------------------ setup
     def _validate(self) -> None:

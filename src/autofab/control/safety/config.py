@@ -117,11 +117,31 @@ def build_controller(
     cfg: LoopConfig,
     guard: SafetyGuard,
     where: str,
+    tags: tuple[Sequence[Tag], Sequence[Tag]] | None = None,
 ) -> Controller:
-    """Instantiate controller ``name`` from the registry for loop ``cfg``."""
+    """Instantiate controller ``name`` from the registry for loop ``cfg``.
+
+    A controller class with ``from_loop_config(cfg, params, cv_tags, mv_tags,
+    guard)`` builds itself (it needs more of the loop than its period and MV
+    limits, e.g. a model-based controller); any other is called with
+    ``params``, given ``dt``, ``u_lo`` and ``u_hi`` when it takes them.
+    """
     from autofab.core import registry  # local: the registry imports plugins lazily
 
-    factory = registry.load("controller", name)
+    try:
+        factory = registry.load("controller", name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field=f"loops.{cfg.name}.controller") from None
+    if hasattr(factory, "from_loop_config") and tags is not None:
+        try:
+            built = factory.from_loop_config(cfg, params, tags[0], tags[1], guard)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=exc.field or where) from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"controller {name!r}: {exc}", field=where) from None
+        if not isinstance(built, Controller):
+            raise ConfigError(f"controller {name!r} built a {type(built).__name__}", field=where)
+        return built
     try:
         sig = inspect.signature(factory)
         accepts = set(sig.parameters)

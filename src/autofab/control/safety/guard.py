@@ -522,7 +522,9 @@ class GuardedLoop:
         budget = params.pop("step_budget_s", None)
         fb_spec = params.pop("fallback", None)
         where = f"loops.{cfg.name}"
-        controller = build_controller(cfg.controller, params, cfg, guard, f"{where}.params")
+        controller = build_controller(
+            cfg.controller, params, cfg, guard, f"{where}.params", (cv_tags, mv_tags)
+        )
         fallback = None
         if fb_spec is not None:
             if not isinstance(fb_spec, Mapping) or "controller" not in fb_spec:
