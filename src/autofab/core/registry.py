@@ -30,7 +30,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     "connector": {
         "twin": "autofab.connectors.twin:TwinConnector",
     },
-    "detector": {},
+    "detector": {
+        "pca": "autofab.monitor.pca:PCADetector",
+        "dpca": "autofab.monitor.pca:DynamicPCADetector",
+        "window_pca": "autofab.monitor.pca:WindowPCADetector",
+        "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
+    },
     "scheduler": {},
     "kpi": {},
 }
