@@ -55,10 +55,13 @@ def register(app: typer.Typer) -> None:
         data: Annotated[Path, typer.Argument(help="CSV or Parquet file of normal operation")],
         out: Annotated[Path, typer.Option("--out", help="model file to write (JSON)")],
         columns: Annotated[
-            str | None, typer.Option("--columns", help="comma-separated columns (default: all numeric)")
+            str | None,
+            typer.Option("--columns", help="comma-separated columns (default: all numeric)"),
         ] = None,
         alpha: Annotated[float, typer.Option("--alpha", help="false-alarm rate")] = 0.01,
-        method: Annotated[str, typer.Option("--method", help="default, pca, dpca, window_pca")] = "default",
+        method: Annotated[
+            str, typer.Option("--method", help="default, pca, dpca, window_pca")
+        ] = "default",
     ) -> None:
         """Fit a detector on normal data and save it as JSON."""
         try:
@@ -76,13 +79,18 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        typer.echo(f"fitted {method} on {len(df)} rows x {len(cols)} columns; threshold {det.threshold_:.4g}; wrote {out}")
+        typer.echo(
+            f"fitted {method} on {len(df)} rows x {len(cols)} columns; "
+            f"threshold {det.threshold_:.4g}; wrote {out}"
+        )
 
     @sub.command("score")
     def score(
         data: Annotated[Path, typer.Argument(help="CSV or Parquet file to score")],
         model: Annotated[Path, typer.Option("--model", help="model file written by fit")],
-        out: Annotated[Path | None, typer.Option("--out", help="CSV of score and flag per row")] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="CSV of score and flag per row")
+        ] = None,
     ) -> None:
         """Score each row; print the flagged share, optionally write flags."""
         try:

@@ -109,7 +109,9 @@ class AlarmManager:
             raise ConfigError(f"unknown alarm {alarm_id!r}")
         return self.alarms[alarm_id]
 
-    def _emit(self, a: Alarm, state: AlarmState, t: float, user: str = "", msg: str = "") -> AlarmEvent:
+    def _emit(
+        self, a: Alarm, state: AlarmState, t: float, user: str = "", msg: str = ""
+    ) -> AlarmEvent:
         a.state = state
         a.since = t
         ev = AlarmEvent(a.tag, state, a.priority, t, msg or a.message, a.alarm_id, user)
@@ -145,7 +147,11 @@ class AlarmManager:
         self._clock(t)
         out = []
         for a in self.alarms.values():
-            if a.state is AlarmState.SHELVED and a.shelved_until is not None and t >= a.shelved_until:
+            if (
+                a.state is AlarmState.SHELVED
+                and a.shelved_until is not None
+                and t >= a.shelved_until
+            ):
                 a.shelved_until = None
                 new = AlarmState.UNACK if a.condition else AlarmState.NORMAL
                 out.append(self._emit(a, new, t, msg=f"{a.message} (shelf expired)"))
@@ -178,7 +184,9 @@ class AlarmManager:
             return self._emit(a, AlarmState.NORMAL, t, user)
         return None
 
-    def shelve(self, alarm_id: str, duration: float, user: str, t: float | None = None) -> AlarmEvent:
+    def shelve(
+        self, alarm_id: str, duration: float, user: str, t: float | None = None
+    ) -> AlarmEvent:
         """Hide an alarm for ``duration`` s (must be > 0); it returns when the shelf expires."""
         if not duration > 0:
             raise ConfigError(f"shelve duration must be > 0 s, got {duration}", field="duration")
@@ -221,12 +229,18 @@ class AlarmManager:
         hours = max((self.t_last - (self.t_first or 0.0)) / 3600.0, 1e-9)
         total = sum(self.annunciations.values())
         top = sorted(self.alarms.values(), key=lambda a: -a.count)[:10]
-        flood_s = sum(((f.end if f.end is not None else self.t_last) - f.start) for f in self.floods)
+        flood_s = sum(
+            ((f.end if f.end is not None else self.t_last) - f.start) for f in self.floods
+        )
         return {
             "alarms": total,
-            "by_priority": {p.name.lower(): self.annunciations.get(p.name.lower(), 0) for p in Priority},
+            "by_priority": {
+                p.name.lower(): self.annunciations.get(p.name.lower(), 0) for p in Priority
+            },
             "hours": hours if self.t_first is not None else 0.0,
-            "rate_per_operator_hour": total / hours / max(self.operators, 1) if self.t_first is not None else 0.0,
+            "rate_per_operator_hour": total / hours / max(self.operators, 1)
+            if self.t_first is not None
+            else 0.0,
             "floods": [f.to_dict() for f in self.floods],
             "flood_time_share": flood_s / (hours * 3600.0) if self.t_first is not None else 0.0,
             "top": [{"alarm_id": a.alarm_id, "count": a.count} for a in top if a.count],
@@ -252,7 +266,11 @@ class LimitAlarm:
     def evaluate(self, value: float) -> bool:
         """Condition after one value."""
         if self.high:
-            self.active = value > self.limit if not self.active else value > self.limit - self.deadband
+            self.active = (
+                value > self.limit if not self.active else value > self.limit - self.deadband
+            )
         else:
-            self.active = value < self.limit if not self.active else value < self.limit + self.deadband
+            self.active = (
+                value < self.limit if not self.active else value < self.limit + self.deadband
+            )
         return self.active

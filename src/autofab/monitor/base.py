@@ -144,7 +144,9 @@ class Detector(ABC):
     threshold_: float
 
     @abstractmethod
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None, *, runs: ArrayLike | None = None) -> Self:
+    def fit(
+        self, X: ArrayLike, y: ArrayLike | None = None, *, runs: ArrayLike | None = None
+    ) -> Self:
         """Learn normal operation from ``X`` (rows where ``y == 0`` when ``y`` is given).
 
         Parameters

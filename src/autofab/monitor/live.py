@@ -243,11 +243,15 @@ class LiveMonitor:
                 unit = self.tags[a.tag].unit
                 msg = a.message or f"{a.tag} {'above' if high else 'below'} {lim:g} {unit}"
                 self.alarms.define(aid, a.tag, Priority.parse(a.priority), msg)
-                self.limits.setdefault(a.tag, []).append(LimitAlarm(aid, a.tag, lim, high, a.deadband))
+                self.limits.setdefault(a.tag, []).append(
+                    LimitAlarm(aid, a.tag, lim, high, a.deadband)
+                )
         self.charts: dict[str, _LiveChart] = {}
         for c in config.spc:
             self.charts[c.tag] = _LiveChart(c)
-            self.alarms.define(f"{c.tag}:spc", c.tag, Priority.parse(c.priority), f"{c.tag} out of control")
+            self.alarms.define(
+                f"{c.tag}:spc", c.tag, Priority.parse(c.priority), f"{c.tag} out of control"
+            )
         self.detectors: list[_LiveDetector] = []
         for d in config.detectors:
             det = load_detector(d.model) if d.model else None
@@ -257,10 +261,17 @@ class LiveMonitor:
                     field=f"monitor.detectors.{d.name}.model",
                 )
             self.detectors.append(_LiveDetector(d, det))
-            self.alarms.define(f"detector:{d.name}", d.name, Priority.parse(d.priority), f"detector {d.name}: abnormal")
+            self.alarms.define(
+                f"detector:{d.name}",
+                d.name,
+                Priority.parse(d.priority),
+                f"detector {d.name}: abnormal",
+            )
 
     @classmethod
-    def from_config(cls, section: dict[str, Any], tags: Sequence[Tag], source: str = "site") -> LiveMonitor:
+    def from_config(
+        cls, section: dict[str, Any], tags: Sequence[Tag], source: str = "site"
+    ) -> LiveMonitor:
         """Validate the ``monitor:`` section and build the monitor.
 
         Raises ``ConfigError`` naming ``monitor.<field>`` for a bad section, an
@@ -271,20 +282,28 @@ class LiveMonitor:
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(err["msg"], source=source, field=f"monitor.{loc}" if loc else "monitor") from exc
+            raise ConfigError(
+                err["msg"], source=source, field=f"monitor.{loc}" if loc else "monitor"
+            ) from exc
         known = {t.path for t in tags}
         refs = [(f"alarms.{i}.tag", a.tag) for i, a in enumerate(cfg.alarms)]
         refs += [(f"spc.{i}.tag", c.tag) for i, c in enumerate(cfg.spc)]
         for i, d in enumerate(cfg.detectors):
             refs += [(f"detectors.{i}.tags.{j}", p) for j, p in enumerate(d.tags)]
             if d.model and not Path(d.model).is_file():
-                raise ConfigError(f"model file {d.model} not found", source=source, field=f"monitor.detectors.{i}.model")
+                raise ConfigError(
+                    f"model file {d.model} not found",
+                    source=source,
+                    field=f"monitor.detectors.{i}.model",
+                )
         for where, path in refs:
             if path not in known:
                 raise ConfigError(f"unknown tag {path!r}", source=source, field=f"monitor.{where}")
         names = [d.name for d in cfg.detectors]
         if len(set(names)) != len(names):
-            raise ConfigError("detector names must be unique", source=source, field="monitor.detectors")
+            raise ConfigError(
+                "detector names must be unique", source=source, field="monitor.detectors"
+            )
         try:
             return cls(cfg, tags)
         except ConfigError as exc:

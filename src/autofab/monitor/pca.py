@@ -72,7 +72,9 @@ class FeatureDetector(Detector):
             raise ConfigError(f"cv must be >= 2, got {self.cv}", field="cv")
         return int(self.lags), as_windows(self.window)
 
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None, *, runs: ArrayLike | None = None) -> Self:
+    def fit(
+        self, X: ArrayLike, y: ArrayLike | None = None, *, runs: ArrayLike | None = None
+    ) -> Self:
         """Learn normal operation from ``X`` and calibrate the threshold to ``alpha``."""
         lags, windows = self._validate()
         A = as_2d(X)
@@ -122,7 +124,9 @@ class FeatureDetector(Detector):
         self._check_fitted()
         A = as_2d(X)
         if A.shape[1] != self.n_features_in_:
-            raise ConfigError(f"X has {A.shape[1]} columns, the detector was fitted on {self.n_features_in_}")
+            raise ConfigError(
+                f"X has {A.shape[1]} columns, the detector was fitted on {self.n_features_in_}"
+            )
         return time_features(A, int(self.lags), as_windows(self.window))
 
     def statistics(self, X: ArrayLike) -> Array:

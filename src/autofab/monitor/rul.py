@@ -73,7 +73,9 @@ def _window_features(S: Array, window: int, span: float) -> Array:
     stt = (ct2[idx + 1] - ct2[lo])[:, None]
     sts = cts[idx + 1] - cts[lo]
     den = cnt * stt - st * st
-    slope = np.where(den > 0, (cnt * sts - st * (c1[idx + 1] - c1[lo])) / np.where(den > 0, den, 1), 0)
+    slope = np.where(
+        den > 0, (cnt * sts - st * (c1[idx + 1] - c1[lo])) / np.where(den > 0, den, 1), 0
+    )
     return np.hstack([ew, mean, slope * window, (tt + 1)[:, None] / 100.0])
 
 
@@ -92,6 +94,8 @@ class RULRegressor:
         Operating regimes (k-means clusters of the setting columns); 1 = one regime.
     n_models : int
         Members of the bagged ensemble.
+    max_iter : int
+        Boosting iterations of each member.
     seed : int
         Seed of the bootstrap and the trees.
     """
@@ -103,7 +107,8 @@ class RULRegressor:
         window: int = 30,
         span: float = 10.0,
         n_conditions: int = 1,
-        n_models: int = 5,
+        n_models: int = 3,
+        max_iter: int = 300,
         seed: int = 0,
     ) -> None:
         self.cap = cap
@@ -111,20 +116,19 @@ class RULRegressor:
         self.span = span
         self.n_conditions = n_conditions
         self.n_models = n_models
+        self.max_iter = max_iter
         self.seed = seed
 
     def _norm(self, S: Array, C: Array | None) -> Array:
         if self.n_conditions <= 1 or C is None:
-            return (S - self.mu_[0]) / self.sd_[0]
+            return np.asarray((S - self.mu_[0]) / self.sd_[0], dtype=np.float64)
         lab = self.km_.predict(C)
-        return (S - self.mu_[lab]) / self.sd_[lab]
+        return np.asarray((S - self.mu_[lab]) / self.sd_[lab], dtype=np.float64)
 
     def _unit_features(self, S: Array, C: Array | None) -> Array:
         return _window_features(self._norm(S, C), int(self.window), float(self.span))
 
-    def fit(
-        self, units: Sequence[ArrayLike], settings: Sequence[ArrayLike] | None = None
-    ) -> Self:
+    def fit(self, units: Sequence[ArrayLike], settings: Sequence[ArrayLike] | None = None) -> Self:
         """Fit on run-to-failure ``units`` (each (cycles, sensors), last row = failure).
 
         Parameters
@@ -162,8 +166,12 @@ class RULRegressor:
             X = np.vstack([feats[i] for i in pick])
             y = np.concatenate([targets[i] for i in pick])
             reg = HistGradientBoostingRegressor(
-                max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
-                l2_regularization=1.0, random_state=self.seed + m,
+                max_iter=int(self.max_iter),
+                learning_rate=0.05,
+                max_leaf_nodes=15,
+                min_samples_leaf=40,
+                l2_regularization=1.0,
+                random_state=self.seed + m,
             )
             self.models_.append(reg.fit(X, y))
         X = np.vstack(feats)
@@ -205,6 +213,11 @@ class RULRegressor:
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters."""
         return {
-            "cap": self.cap, "window": self.window, "span": self.span,
-            "n_conditions": self.n_conditions, "n_models": self.n_models, "seed": self.seed,
+            "cap": self.cap,
+            "window": self.window,
+            "span": self.span,
+            "n_conditions": self.n_conditions,
+            "n_models": self.n_models,
+            "max_iter": self.max_iter,
+            "seed": self.seed,
         }

@@ -55,7 +55,9 @@ def estimate_sigma(x: ArrayLike) -> float:
     return s if s > 0 else float(np.std(a)) or 1e-12
 
 
-def capability(x: ArrayLike, lsl: float | None = None, usl: float | None = None) -> dict[str, float]:
+def capability(
+    x: ArrayLike, lsl: float | None = None, usl: float | None = None
+) -> dict[str, float]:
     """Process capability ``Cp = (USL - LSL) / 6 s`` and ``Cpk = min(USL - m, m - LSL) / 3 s``.
 
     ``s`` is the overall sample standard deviation (so these are strictly

@@ -52,14 +52,18 @@ def checks(plugin_cls: Any, workdir: Path) -> Iterator[Check]:
         assert f.shape == (200,), f"flags shape {f.shape}, expected (200,)"
         assert set(np.unique(f)) <= {0, 1}, f"flags must be 0/1, got {np.unique(f)}"
         s = np.asarray(det.score_samples(X))
-        assert s.shape == (200,) and np.all(np.isfinite(s)), "score_samples must give one finite score per row"
+        assert s.shape == (200,) and np.all(np.isfinite(s)), (
+            "score_samples must give one finite score per row"
+        )
 
     def false_alarm_rate() -> None:
         det = fitted()
         rates = [float(np.mean(det.predict(normal_data(2000, seed)))) for seed in (3, 4)]
         far = float(np.mean(rates))
         alpha = float(det.alpha)
-        assert far <= 3 * alpha + 0.02, f"false-alarm rate {far:.3f} on held-out normal data, alpha {alpha}"
+        assert far <= 3 * alpha + 0.02, (
+            f"false-alarm rate {far:.3f} on held-out normal data, alpha {alpha}"
+        )
 
     def detects_step() -> None:
         det = fitted()
@@ -74,7 +78,9 @@ def checks(plugin_cls: Any, workdir: Path) -> Iterator[Check]:
         X[150:, 4] += 8.0
         C = np.asarray(det.contributions(X))
         assert C.shape == X.shape, f"contributions shape {C.shape}, expected {X.shape}"
-        assert np.all(C >= 0) and np.allclose(C.sum(axis=1), 1.0), "rows must be shares summing to 1"
+        assert np.all(C >= 0) and np.allclose(C.sum(axis=1), 1.0), (
+            "rows must be shares summing to 1"
+        )
         top = np.bincount(C[170:].argmax(axis=1), minlength=X.shape[1]).argmax()
         assert top == 4, f"signal 4 carries the fault, contributions rank signal {top} first"
 
