@@ -98,7 +98,9 @@ def bench_rul() -> dict:
     p = m.predict(test)
     fit_s = time.perf_counter() - t0
     # peer: ridge regression on the same features (the health-indicator map, scaled)
-    p_lin = np.clip(np.array([m.hi_.predict(m._unit_features(u, None))[-1] for u in test]) * 125, 0, 125)
+    p_lin = np.clip(
+        np.array([m.hi_.predict(m._unit_features(u, None))[-1] for u in test]) * 125, 0, 125
+    )
     return {
         "rmse": rmse(y, p),
         "nasa_score": nasa_score(y, p),
@@ -130,20 +132,30 @@ def main() -> None:
         for key in ("mean_dr_target", "mean_dr_all", "far_d00_te", "far_prefault", "fit_s"):
             print(f"{key:>14} " + " ".join(f"{r[n][key]:14.3f}" for n in names))
         med = {n: float(np.nanmedian([r[n]["delay"][k] for k in TARGET])) for n in names}
-        print("median delay  " + " ".join(f"{med[n]:14.1f}" for n in names) + "  (samples of 3 min)")
+        print(
+            "median delay  " + " ".join(f"{med[n]:14.1f}" for n in names) + "  (samples of 3 min)"
+        )
         ratio = r["default (window_pca)"]["mean_dr_target"] / r["pca (peer)"]["mean_dr_target"]
         sup = r["fault_direction (supervised)"]
         print(f"default / pca mean DR ratio: {ratio:.3f}")
-        print("hard faults vs SDAE-kNN (supervised): " + ", ".join(
-            f"{k}: {sup['dr'][k]:.2f}/{v:.2f}{' ok' if sup['dr'][k] > v else ' MISS'}" for k, v in HARD.items()))
-        print(f"fault-type accuracy (LDA, 18 classes, rows 160+): {r['classifier_accuracy']['mean']:.3f}")
+        print(
+            "hard faults vs SDAE-kNN (supervised): "
+            + ", ".join(
+                f"{k}: {sup['dr'][k]:.2f}/{v:.2f}{' ok' if sup['dr'][k] > v else ' MISS'}"
+                for k, v in HARD.items()
+            )
+        )
+        acc = r["classifier_accuracy"]["mean"]
+        print(f"fault-type accuracy (LDA, 18 classes, rows 160+): {acc:.3f}")
     if not a.skip_rul:
         r2 = bench_rul()
         out["cmapss_fd001"] = r2
-        print(f"C-MAPSS FD001: RMSE {r2['rmse']:.2f} NASA score {r2['nasa_score']:.0f} "
-              f"(ridge peer RMSE {r2['peer_ridge_rmse']:.2f} score {r2['peer_ridge_score']:.0f}; "
-              f"ratio {r2['rmse'] / r2['peer_ridge_rmse']:.3f}; published best ~11.0, LSTM ~16) "
-              f"in {r2['fit_predict_s']:.0f} s")
+        print(
+            f"C-MAPSS FD001: RMSE {r2['rmse']:.2f} NASA score {r2['nasa_score']:.0f} "
+            f"(ridge peer RMSE {r2['peer_ridge_rmse']:.2f} score {r2['peer_ridge_score']:.0f}; "
+            f"ratio {r2['rmse'] / r2['peer_ridge_rmse']:.3f}; published best ~11.0, LSTM ~16) "
+            f"in {r2['fit_predict_s']:.0f} s"
+        )
     out["total_s"] = time.perf_counter() - t0
     print(f"total {out['total_s']:.0f} s")
     OUT.mkdir(exist_ok=True)
