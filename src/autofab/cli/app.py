@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from autofab.cli import monitor as monitor_cmd
 from autofab.cli import run as run_cmd
 from autofab.errors import ConfigError
 
@@ -28,7 +29,7 @@ def _root() -> None:
     """autofab: connect, learn, control, watch, plan and measure a production line."""
 
 
-for _module in (run_cmd,):
+for _module in (run_cmd, monitor_cmd):
     _module.register(app)
 
 

@@ -32,7 +32,12 @@ BUILTIN: dict[str, dict[str, str]] = {
         "twin": "autofab.connectors.twin:TwinConnector",
         "replay": "autofab.connectors.replay:ReplayConnector",
     },
-    "detector": {},
+    "detector": {
+        "pca": "autofab.monitor.pca:PCADetector",
+        "dpca": "autofab.monitor.pca:DynamicPCADetector",
+        "window_pca": "autofab.monitor.pca:WindowPCADetector",
+        "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
+    },
     "scheduler": {},
     "kpi": {},
 }

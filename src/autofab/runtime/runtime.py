@@ -8,8 +8,10 @@ loops call, after their SafetyGuard.
 from __future__ import annotations
 
 import asyncio
+import copy
 import difflib
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +22,14 @@ from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
 from autofab.control.safety import GuardedLoop
 from autofab.core import registry
-from autofab.core.base import Tag
+from autofab.core.base import Sample, Tag, TagKind
 from autofab.core.bus import Bus, Overflow
 from autofab.core.clock import Clock, RealClock, SimClock
 from autofab.errors import ConfigError
 from autofab.historian.base import Historian
 from autofab.kpi import Tariff, UnitAccumulator, UnitTags, WorkUnitElements, compute_all
+from autofab.monitor.base import AlarmState
+from autofab.monitor.live import LiveMonitor
 from autofab.runtime.base import REPORT_SCHEMA_VERSION, RunSettings, jsonable
 from autofab.runtime.loops import LoopRunner
 from autofab.runtime.scheduler import Job, Scheduler
@@ -34,6 +38,7 @@ from autofab.site.loader import load_site
 from autofab.twins.base import Fault
 
 PRIO_CONNECTOR, PRIO_LOOP, PRIO_CONSUMER = 10, 20, 30
+ALARM_STATES = tuple(AlarmState)
 
 
 def open_historian(cfg: HistorianConfig, path_override: str | None = None) -> Historian:
@@ -110,6 +115,8 @@ class Runtime:
         self.tariff = Tariff(site.kpi.tariff, site.site.timezone)
         self.units = [self._unit_tags(i) for i in range(len(site.kpi.units))]
         self.events: list[dict[str, Any]] = []
+        self.monitor = self._build_monitor()
+        self.alarms = self.monitor.alarms if self.monitor is not None else None
         self.scheduler = Scheduler(self.clock)
         self.unit_accumulators: list[UnitAccumulator] = []
         self._started = False
@@ -225,6 +232,32 @@ class Runtime:
             energy=self.resolve(u.energy, f"{field}.energy").path if u.energy else None,
         )
 
+    def _build_monitor(self) -> LiveMonitor | None:
+        """The live monitor of the site's ``monitor:`` section (tag paths resolved)."""
+        section = self.site.monitor
+        if not section:
+            return None
+        section = copy.deepcopy(section)
+        for kind in ("alarms", "spc"):
+            for i, entry in enumerate(section.get(kind) or []):
+                if isinstance(entry, dict) and isinstance(entry.get("tag"), str):
+                    entry["tag"] = self.resolve(entry["tag"], f"monitor.{kind}.{i}.tag").path
+        for i, det in enumerate(section.get("detectors") or []):
+            if isinstance(det, dict) and isinstance(det.get("tags"), list):
+                det["tags"] = [
+                    self.resolve(str(t), f"monitor.detectors.{i}.tags.{j}").path
+                    for j, t in enumerate(det["tags"])
+                ]
+        monitor = LiveMonitor.from_config(section, list(self.tags.values()), self.source)
+        for alarm_id in monitor.alarms.alarms:
+            path = self._alarm_tag(alarm_id)
+            self.tags[path] = Tag(path, "1", 0, len(ALARM_STATES) - 1, TagKind.ALARM, alarm_id)
+        return monitor
+
+    def _alarm_tag(self, alarm_id: str) -> str:
+        """Tag carrying an alarm's ISA-18.2 state code (index in ``ALARM_STATES``)."""
+        return f"{self.site.site.prefix}/monitor/alarm/{re.sub(r'[^A-Za-z0-9_.-]', '_', alarm_id)}"
+
     # ----- running --------------------------------------------------------
     async def write(self, tag: str, value: float) -> None:
         """Write an actuator; the loops call this after their guard, nothing else does."""
@@ -321,6 +354,8 @@ class Runtime:
                     for a in routes.get(s.tag, ()):
                         a.update(s)
 
+            if self.monitor is not None:
+                self.scheduler.add(Job("monitor", 1.0, self._monitor_job(), PRIO_CONSUMER))
             self.scheduler.add(Job("historian", interval, historian_job, PRIO_CONSUMER))
             self.scheduler.add(Job("kpi", 1.0, kpi_job, PRIO_CONSUMER))
             await self.scheduler.run_until(end_ts, on_progress)
@@ -341,6 +376,22 @@ class Runtime:
     def _stepper(self, conn: SteppedConnector) -> Callable[[float], Any]:
         async def step(ts: float) -> None:
             self.bus.publish_many(await conn.step(ts))
+
+        return step
+
+    def _monitor_job(self) -> Callable[[float], Any]:
+        assert self.monitor is not None
+        monitor = self.monitor
+        sub = self.bus.subscribe("#", 1_000_000, Overflow.DROP_OLDEST, name="monitor")
+
+        async def step(ts: float) -> None:
+            events = monitor.observe(ts - self.clock.start_ts, sub.drain())
+            if events:
+                code = {s: float(i) for i, s in enumerate(ALARM_STATES)}
+                self.bus.publish_many(
+                    Sample(self._alarm_tag(e.alarm_id), ts, code[e.state]) for e in events
+                )
+                self.events.extend({"event": "alarm", **e.to_dict()} for e in events)
 
         return step
 
@@ -405,6 +456,8 @@ class Runtime:
             "bus": {"published": self.bus.published, "historian_dropped": dropped},
             "events": [e for lr in self.loops for e in lr.events] + self.events,
         }
+        if self.monitor is not None:
+            report["monitor"] = self.monitor.report()
         return jsonable(report)  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,159 @@
+"""Detectors and classifiers that learn from labelled faulty runs.
+
+:class:`FaultDirectionDetector` adds to window PCA one statistic per known
+fault class ``k``: the standardised projection of a feature row on the Fisher
+direction ``d_k = (S + r I)^{-1} (m_k - m_0)`` (``S`` the normal covariance of
+standardised features, ``m_k`` the mean of class ``k``, ``r`` a ridge), scaled
+so that ``d_k^T (S + r I) d_k = 1``. Faults the controllers hide from PCA
+(a shifted manipulated variable, a slightly larger variance) stand out along
+their own direction. Without labels it is plain window PCA.
+
+:class:`FaultClassifier` names the fault type of abnormal rows (linear
+discriminant analysis with shrinkage on the same window features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from autofab.errors import ConfigError, NotFittedError
+from autofab.monitor.base import Array, as_2d, split_runs
+from autofab.monitor.features import as_windows, time_features
+from autofab.monitor.pca import PCADetector, pca_core, pca_stats
+
+
+class FaultDirectionDetector(PCADetector):
+    """Window PCA plus one Fisher-direction statistic per labelled fault class.
+
+    Parameters
+    ----------
+    alpha : float
+        Stated false-alarm rate.
+    n_components : float
+        PCA variance share (< 1) or number of components.
+    lags, window : int
+        Time context (see :mod:`autofab.monitor.features`).
+    ridge : float
+        Ridge added to the normal covariance of standardised features.
+    cv : int
+        Blocks of the blocked cross-validation that sets the limits.
+    """
+
+    kind = "fault_direction"
+
+    def __init__(
+        self,
+        alpha: float = 0.01,
+        *,
+        n_components: float = 0.9,
+        lags: int = 0,
+        window: int | Sequence[int] = 20,
+        ridge: float = 0.1,
+        cv: int = 5,
+    ) -> None:
+        super().__init__(alpha, n_components=n_components, lags=lags, window=window, cv=cv)
+        self.ridge = ridge
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters."""
+        return {**super().get_params(), "ridge": self.ridge}
+
+    def _fit_core(
+        self, F: Array, A: Array, y: NDArray[np.int64], segs: list[NDArray[np.intp]]
+    ) -> dict[str, Array]:
+        st = pca_core(F, float(self.n_components))
+        classes = sorted({int(c) for c in y if c != 0})
+        if not classes:
+            return st
+        lags, windows = int(self.lags), as_windows(self.window)
+        Z0 = (F - st["mu"]) / st["sd"]
+        C = np.cov(Z0.T) + float(self.ridge) * np.eye(Z0.shape[1])
+        means = []
+        for k in classes:
+            Fk = np.vstack([time_features(A[s], lags, windows) for s in segs if y[s[0]] == k])
+            means.append(((Fk - st["mu"]) / st["sd"]).mean(axis=0) - Z0.mean(axis=0))
+        D = np.linalg.solve(C, np.array(means).T)
+        D /= np.sqrt(np.einsum("ik,ij,jk->k", D, C, D))[None, :]
+        st["D"] = D
+        st["classes"] = np.asarray(classes, dtype=np.float64)
+        return st
+
+    def _stats(self, state: dict[str, Array], F: Array) -> Array:
+        t2, spe, Z, _ = pca_stats(state, F)
+        if "D" not in state:
+            return np.column_stack([t2, spe])
+        proj = Z @ state["D"]
+        return np.column_stack([t2, spe, np.maximum(proj.max(axis=1), 0.0)])
+
+    def _feature_contrib(self, state: dict[str, Array], F: Array) -> Array:
+        base = super()._feature_contrib(state, F)
+        if "D" not in state:
+            return base
+        _, _, Z, _ = pca_stats(state, F)
+        proj = Z @ state["D"]
+        best = proj.argmax(axis=1)
+        cd = np.abs(Z * state["D"][:, best].T)
+        return np.asarray(base + cd / self.limits_[2])
+
+    @classmethod
+    def example(cls, workdir: object = None) -> Self:
+        """A small unfitted instance for the contract suite."""
+        return cls(alpha=0.05, window=5, cv=3)
+
+
+class FaultClassifier:
+    """Names the fault type of a row from its window features (LDA with shrinkage).
+
+    Parameters
+    ----------
+    lags, window : int
+        Time context (see :mod:`autofab.monitor.features`).
+    shrinkage : float or "auto"
+        Covariance shrinkage of the discriminant analysis.
+    """
+
+    def __init__(
+        self, *, lags: int = 0, window: int | Sequence[int] = 20, shrinkage: float | str = "auto"
+    ) -> None:
+        self.lags = lags
+        self.window = window
+        self.shrinkage = shrinkage
+
+    def _feat(self, A: Array, runs: ArrayLike | None) -> Array:
+        windows = as_windows(self.window)
+        return np.vstack(
+            [time_features(A[s], int(self.lags), windows) for s in split_runs(len(A), runs)]
+        )
+
+    def fit(self, X: ArrayLike, y: ArrayLike, *, runs: ArrayLike | None = None) -> Self:
+        """Learn the classes of ``y`` (one label per row) from runs ``X``."""
+        A = as_2d(X)
+        yy = np.asarray(y).ravel()
+        if yy.shape != (len(A),):
+            raise ConfigError(f"y must have one label per row ({len(A)}), got {yy.shape}")
+        if len(np.unique(yy)) < 2:
+            raise ConfigError("y needs at least two classes to train a fault classifier")
+        F = self._feat(A, runs)
+        self.mu_ = F.mean(axis=0)
+        sd = F.std(axis=0)
+        self.sd_ = np.where(sd > 0, sd, 1.0)
+        self.model_ = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=self.shrinkage)
+        self.model_.fit((F - self.mu_) / self.sd_, yy)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X: ArrayLike) -> Array:
+        """Class probabilities of each row of one run, columns in ``classes_`` order."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError("FaultClassifier is not fitted; call fit(X, y) first")
+        F = self._feat(as_2d(X), None)
+        return np.asarray(self.model_.predict_proba((F - self.mu_) / self.sd_))
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Most likely class of each row of one run."""
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
