@@ -21,6 +21,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "twin": {
         "cure_oven": "autofab.twins.cure_oven:CureOven",
         "ois_line": "autofab.twins.ois_line:OisLine",
+        "cstr": "autofab.twins.cstr:Cstr",
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",
