@@ -22,6 +22,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "cure_oven": "autofab.twins.cure_oven:CureOven",
         "ois_line": "autofab.twins.ois_line:OisLine",
         "cstr": "autofab.twins.cstr:Cstr",
+        "welding_cell": "autofab.twins.welding_cell:WeldingCell",
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",
