@@ -23,6 +23,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "ois_line": "autofab.twins.ois_line:OisLine",
         "cstr": "autofab.twins.cstr:Cstr",
         "welding_cell": "autofab.twins.welding_cell:WeldingCell",
+        "calcination_kiln": "autofab.twins.calcination_kiln:CalcinationKiln",
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",
