@@ -112,6 +112,7 @@ class KilnParams(PlantParams):
     t_profile_degc: list[float] | None = None
     f_o2_0_nm3_h: float = Field(default=80.0, ge=0)
     prefill: bool = True
+    row_update_s: float = Field(default=10.0, gt=0)
 
 
 _DEFAULT_PROFILE = [600.0, 720.0, 780.0, 790.0, 790.0, 790.0, 790.0, 400.0]
@@ -142,6 +143,9 @@ class CalcinationKiln(Plant):
     last_mix: float
     energy: float
     _to_shift: float
+    _row_acc: float
+    _q_rows: FloatArray
+    _ua_amb: FloatArray
     _w: FloatArray
 
     def __init__(self, **params: Any) -> None:
@@ -303,32 +307,49 @@ class CalcinationKiln(Plant):
         self.c += (c_eq - self.c) * (1.0 - np.exp(-kc * dt))
 
     def _advance(self, power: FloatArray, f_o2: float, dt: float, moving: bool) -> int:
-        """Advance ``dt`` s; return the number of row shifts (rows out)."""
+        """Advance ``dt`` s; return the number of row shifts (rows out).
+
+        The zones step every ``dt``; the rows (hour-scale heating and kinetics)
+        are updated every ``row_update_s`` of simulated time and at every
+        shift, exactly for the zone temperature held over that interval, and
+        their heat draw is held as the zones' input in between.
+        """
         p, n = self.p, self.p.n_zones
-        ad, bd, f_row = self._mats[dt]
+        ad, bd, _ = self._mats[dt]
         tz = self.xs[n : 2 * n]
-        d_row = (tz[self.zone_of_slot] - self.t_row) * f_row * self.loaded
-        q_rows = np.bincount(self.zone_of_slot, weights=d_row, minlength=n) * (p.row_mc_kj_k / dt)
-        f_zone = f_o2 / 3600.0 / n  # Nm3/s per zone, fed evenly
-        q_gas = f_zone * p.rho_cp_o2_kj_nm3k * (tz - p.t_amb_degc)
         self._w[:n] = power
-        self._w[n : 2 * n] = q_rows + q_gas
-        self._w[2 * n :] = self.ua * p.t_amb_degc
+        self._w[n : 2 * n] = self._q_rows + (f_o2 / 3600.0 / n) * p.rho_cp_o2_kj_nm3k * (
+            tz - p.t_amb_degc
+        )
+        self._w[2 * n :] = self._ua_amb
         self.xs = ad @ self.xs + bd @ self._w
-        self.t_row += d_row
-        self._kinetics(self.t_row, self.o2_fraction(f_o2), dt)
-        if not moving:
-            return 0
-        self._to_shift -= dt
+        self._row_acc += dt
         shifts = 0
-        while self._to_shift <= 1e-9:
+        if moving:
+            self._to_shift -= dt
+            shifts = 0 if self._to_shift > 1e-9 else 1
+        if shifts or self._row_acc >= p.row_update_s - 1e-9:
+            self._update_rows(self._row_acc, f_o2)
+            self._row_acc = 0.0
+        while moving and self._to_shift <= 1e-9:
             self._to_shift += self.pitch_s
-            shifts += 1
             self._exit(self.loaded[-1] > 0)
             for arr in (self.t_row, self.x, self.c, self.loaded):
                 arr[1:] = arr[:-1].copy()
             self.t_row[0], self.x[0], self.c[0], self.loaded[0] = p.t_amb_degc, 0.0, 0.0, 1.0
         return shifts
+
+    def _update_rows(self, span: float, f_o2: float) -> None:
+        p, n = self.p, self.p.n_zones
+        tz = self.xs[n : 2 * n]
+        f_row = first_order_factor(span, p.tau_row_s)
+        d_row = (tz[self.zone_of_slot] - self.t_row) * f_row * self.loaded
+        self._q_rows = np.bincount(self.zone_of_slot, weights=d_row, minlength=n) * (
+            p.row_mc_kj_k / span
+        )
+        t_mid = self.t_row + 0.5 * d_row
+        self.t_row += d_row
+        self._kinetics(t_mid, self.o2_fraction(f_o2), span)
 
     def _exit(self, real: bool) -> None:
         p = self.p
@@ -376,6 +397,9 @@ class CalcinationKiln(Plant):
         self.c = np.zeros(m)
         self.loaded = np.zeros(m)
         self._to_shift = 0.0
+        self._row_acc = 0.0
+        self._q_rows = np.zeros(n)
+        self._ua_amb = self.ua * p.t_amb_degc
         self.total = self.good = 0
         self.counting = False
         self.last_li, self.last_mix = 0.0, 0.0
