@@ -346,7 +346,7 @@ class CalcinationKiln(Plant):
         d_row = (tz[self.zone_of_slot] - self.t_row) * f_row * self.loaded
         self._q_rows = np.bincount(self.zone_of_slot, weights=d_row, minlength=n) * (
             p.row_mc_kj_k / span
-        )
+        )  # type: ignore[assignment]
         t_mid = self.t_row + 0.5 * d_row
         self.t_row += d_row
         self._kinetics(t_mid, self.o2_fraction(f_o2), span)
