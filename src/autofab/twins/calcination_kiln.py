@@ -344,9 +344,8 @@ class CalcinationKiln(Plant):
         tz = self.xs[n : 2 * n]
         f_row = first_order_factor(span, p.tau_row_s)
         d_row = (tz[self.zone_of_slot] - self.t_row) * f_row * self.loaded
-        self._q_rows = np.bincount(self.zone_of_slot, weights=d_row, minlength=n) * (
-            p.row_mc_kj_k / span
-        )  # type: ignore[assignment]
+        q = np.bincount(self.zone_of_slot, weights=d_row, minlength=n)
+        self._q_rows = q.astype(np.float64) * (p.row_mc_kj_k / span)
         t_mid = self.t_row + 0.5 * d_row
         self.t_row += d_row
         self._kinetics(t_mid, self.o2_fraction(f_o2), span)
