@@ -348,7 +348,7 @@ class OvenCore:
         zone = (self.pos[h:e] * self._inv_len).astype(np.intp)
         tp = self.tp[h:e]
         if self._fresh:
-            step = span - self.off[h:e]
+            step: Any = span - self.off[h:e]
             factor: Any = 1.0 - np.exp(step * (-1.0 / tau))
             self.off[h:e] = 0.0
             self._fresh = False
