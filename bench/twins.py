@@ -2,7 +2,9 @@
 
 Each plant is reset and stepped with its commissioned (nominal) action; the
 figures are compared with the targets in the same run: continuous plants at
-least 10,000 steps/s, every plant far faster than real time (ratio printed).
+least 10,000 steps/s, every plant far faster than real time (ratio printed),
+and with a same-run peer, Gymnasium's Pendulum-v1, whose ratio does not depend
+on how loaded the machine is.
 
 Run: ``PYTHONPATH=src python bench/twins.py [--steps N]``; writes
 ``bench/results/twins.json``.
@@ -65,22 +67,43 @@ def bench_plant(name: str, steps: int, repeats: int) -> dict[str, Any]:
     return row
 
 
+def bench_peer(steps: int, repeats: int) -> float:
+    """Steps/s of Gymnasium's Pendulum-v1 (a 2-state pure-Python ODE), the same-run peer."""
+    from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+    env = PendulumEnv()
+    env.reset(seed=0)
+    u = np.array([0.5], dtype=np.float32)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            env.step(u)
+        best = min(best, time.perf_counter() - t0)
+    return steps / best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--plants", nargs="*", default=list(PLANTS))
     args = ap.parse_args()
+    peer = bench_peer(args.steps, args.repeats)
     rows = [bench_plant(p, args.steps, args.repeats) for p in args.plants]
+    for r in rows:
+        r["ratio_to_pendulum"] = r["steps_per_s"] / peer
+    print(f"peer gymnasium Pendulum-v1: {peer:.0f} steps/s")
     print(
         f"{'plant':18s} {'dt s':>5s} {'steps/s':>10s} {'sim s/wall s':>13s} "
-        f"{'vs 10k target':>13s} {'reset s':>8s}"
+        f"{'vs 10k target':>13s} {'vs Pendulum':>11s} {'reset s':>8s}"
     )
     for r in rows:
         ratio = f"{r['ratio_to_target']:.2f}x" if r["continuous"] else "n/a (DES)"
         print(
             f"{r['plant']:18s} {r['dt_s']:5.1f} {r['steps_per_s']:10.0f} "
-            f"{r['sim_s_per_wall_s']:13.0f} {ratio:>13s} {r['reset_s']:8.3f}"
+            f"{r['sim_s_per_wall_s']:13.0f} {ratio:>13s} {r['ratio_to_pendulum']:10.2f}x "
+            f"{r['reset_s']:8.3f}"
         )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
@@ -90,6 +113,7 @@ def main() -> None:
         "processor": platform.processor(),
         "steps": args.steps,
         "repeats": args.repeats,
+        "peer_pendulum_steps_per_s": peer,
     }
     (out / "twins.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"wrote {out / 'twins.json'}")

@@ -234,6 +234,9 @@ class CalcinationKiln(Plant):
         ua[-1] += p.ua_end_kw_k + p.cooling_kw_k
         self.ua = ua
         self._mats = {dt: self._discretise(dt) for dt in {p.dt, self.pitch_s}}
+        # x+ = [ad | bd] @ [x, power, heat taken, ua T_amb]: one matrix-vector product
+        self._aug = {dt: np.hstack([ad, bd]) for dt, (ad, bd, _) in self._mats.items()}
+        self._gas_k = p.rho_cp_o2_kj_nm3k / 3600.0 / p.n_zones
 
     def _discretise(self, dt: float) -> tuple[FloatArray, FloatArray, float]:
         p, n = self.p, self.p.n_zones
@@ -315,14 +318,13 @@ class CalcinationKiln(Plant):
         their heat draw is held as the zones' input in between.
         """
         p, n = self.p, self.p.n_zones
-        ad, bd, _ = self._mats[dt]
-        tz = self.xs[n : 2 * n]
-        self._w[:n] = power
-        self._w[n : 2 * n] = self._q_rows + (f_o2 / 3600.0 / n) * p.rho_cp_o2_kj_nm3k * (
-            tz - p.t_amb_degc
-        )
-        self._w[2 * n :] = self._ua_amb
-        self.xs = ad @ self.xs + bd @ self._w
+        m_aug = self._aug[dt]
+        z = self._z
+        tz = z[n : 2 * n]
+        z[3 * n : 4 * n] = power
+        z[4 * n : 5 * n] = self._q_rows + (f_o2 * self._gas_k) * (tz - p.t_amb_degc)
+        z[: 3 * n] = m_aug @ z
+        self._w = z[3 * n :]
         self._row_acc += dt
         shifts = 0
         if moving:
@@ -387,8 +389,9 @@ class CalcinationKiln(Plant):
         lhs = np.diag(self.ua) + self._lap()
         tz = self.profile()
         u0 = lhs @ (tz - p.t_amb_degc)
-        self.xs = np.zeros(3 * n)
-        self._w = np.zeros(3 * n)
+        self._z = np.zeros(6 * n)
+        self.xs = self._z[: 3 * n]
+        self._w = self._z[3 * n :]
         self.xs[:n], self.xs[n : 2 * n], self.xs[2 * n :] = u0, tz, tz
         m = self.n_slots
         self.t_row = np.full(m, p.t_amb_degc)
@@ -399,6 +402,7 @@ class CalcinationKiln(Plant):
         self._row_acc = 0.0
         self._q_rows = np.zeros(n)
         self._ua_amb = self.ua * p.t_amb_degc
+        self._z[5 * n :] = self._ua_amb
         self.total = self.good = 0
         self.counting = False
         self.last_li, self.last_mix = 0.0, 0.0
