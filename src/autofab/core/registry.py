@@ -21,6 +21,9 @@ BUILTIN: dict[str, dict[str, str]] = {
     "twin": {
         "cure_oven": "autofab.twins.cure_oven:CureOven",
         "ois_line": "autofab.twins.ois_line:OisLine",
+        "cstr": "autofab.twins.cstr:Cstr",
+        "welding_cell": "autofab.twins.welding_cell:WeldingCell",
+        "calcination_kiln": "autofab.twins.calcination_kiln:CalcinationKiln",
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",

@@ -1,5 +1,26 @@
 """Built-in plants (digital twins), Gymnasium-compatible."""
 
 from autofab.twins.base import SENSOR_FAULTS, Fault, Plant, box_from_tags
+from autofab.twins.calcination_kiln import CalcinationKiln, KilnParams
+from autofab.twins.cstr import Cstr, CstrParams
+from autofab.twins.cure_oven import CureOven, CureOvenParams, OvenCore
+from autofab.twins.ois_line import OisLine, OisLineParams
+from autofab.twins.welding_cell import WeldingCell, WeldingParams
 
-__all__ = ["SENSOR_FAULTS", "Fault", "Plant", "box_from_tags"]
+__all__ = [
+    "SENSOR_FAULTS",
+    "CalcinationKiln",
+    "Cstr",
+    "CstrParams",
+    "CureOven",
+    "CureOvenParams",
+    "Fault",
+    "KilnParams",
+    "OisLine",
+    "OisLineParams",
+    "OvenCore",
+    "Plant",
+    "WeldingCell",
+    "WeldingParams",
+    "box_from_tags",
+]

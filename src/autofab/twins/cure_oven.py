@@ -23,7 +23,11 @@ autocatalytic Kamal-Sourour model [1]_::
 
     d(alpha)/dt = (k1 + k2 alpha^m) (1 - alpha)^n,  k_i = A_i exp(-E_i / (R T_p))
 
-integrated with Heun's method along the part's path. A part is good when
+integrated with Heun's method along the part's path. Parts (2-minute heating
+time constant, cure over minutes) are updated every ``part_update_s``
+(default 5 s) of simulated time (a part leaving between updates carries
+its state from the last one, at most ``part_update_s`` old); the zones step
+every ``dt``. A part is good when
 ``alpha >= alpha_spec`` at the exit and its temperature never exceeded
 ``t_damage_degc``. The cure exotherm is neglected (a few hundred mg of
 adhesive per part against ~100 g of part and carrier).
@@ -130,6 +134,7 @@ class CureOvenParams(PlantParams):
     initial_power_kw: list[float] | float | None = None
     prefill: bool = True
     feed: bool = True
+    part_update_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> CureOvenParams:
@@ -254,6 +259,11 @@ class OvenCore:
         self.kk = np.zeros((2, size))  # Arrhenius k1, k2 at each part's temperature
         self.head = 0
         self.end = 0
+        self._acc = 0.0
+        self._span = -1.0
+        self._factor = 0.0
+        self.off = np.zeros(size)
+        self._fresh = False
 
     @property
     def n_active(self) -> int:
@@ -305,7 +315,7 @@ class OvenCore:
             return False
         if self.end == self._size:  # compact the live slice to the front
             h, e = self.head, self.end
-            for arr in (self.pos, self.tp, self.alpha, self.damaged, self.ids):
+            for arr in (self.pos, self.tp, self.alpha, self.damaged, self.ids, self.off):
                 arr[: e - h] = arr[h:e]
             self.kk[:, : e - h] = self.kk[:, h:e]
             self.head, self.end = 0, e - h
@@ -315,13 +325,60 @@ class OvenCore:
         self.alpha[s] = alpha0
         self.damaged[s] = False
         self.ids[s] = part_id
+        self.off[s] = self._acc  # seconds of the current interval before it entered
+        self._fresh = self._fresh or self._acc > 0.0
         self.kk[0, s] = self._k1_amb
         self.kk[1, s] = self._k2_amb
         self.end = s + 1
         return True
 
+    def _update_parts(self) -> None:
+        """Heat and cure the parts over the time accumulated since their last update.
+
+        A part loaded during the interval is integrated only over its own time
+        in the oven (``span - offset``).
+        """
+        span = self._acc
+        self._acc = 0.0
+        h, e = self.head, self.end
+        if span <= 0.0 or e == h:
+            return
+        n, p, z = self.n, self.p, self.z
+        tau = p.part_mc_kj_k / p.part_ha_kw_k
+        zone = (self.pos[h:e] * self._inv_len).astype(np.intp)
+        tp = self.tp[h:e]
+        if self._fresh:
+            step: Any = span - self.off[h:e]
+            factor: Any = 1.0 - np.exp(step * (-1.0 / tau))
+            self.off[h:e] = 0.0
+            self._fresh = False
+        else:
+            if span != self._span:
+                self._span = span
+                self._factor = first_order_factor(span, tau)
+            step, factor = span, self._factor
+        d_tp = (z[n : 2 * n][zone] - tp) * factor
+        tp += d_tp
+        z[4 * n : 5 * n] = np.bincount(zone, weights=d_tp * (p.part_mc_kj_k / span), minlength=n)
+        alpha = self.alpha[h:e]
+        kk0 = self.kk[:, h:e]
+        r0 = _rate(alpha, kk0[0], kk0[1], p.m, p.n)
+        kk1 = self._a_col * np.exp(self._e_col * (_MINUS_INV_R / (tp + KELVIN)))
+        a_pred = np.minimum(alpha + step * r0, 1.0)
+        r1 = _rate(a_pred, kk1[0], kk1[1], p.m, p.n)
+        alpha += (0.5 * step) * (r0 + r1)
+        np.minimum(alpha, 1.0, out=alpha)
+        kk0[:] = kk1
+        self.damaged[h:e] |= tp > p.t_damage_degc
+
     def advance(self, power_kw: FloatArray, moving: bool) -> ExitedParts | None:
         """Advance one ``dt`` with electrical heater power ``power_kw`` (kW).
+
+        The zones step every ``dt``. The parts (heating with a 2-minute time
+        constant, cure over minutes) are updated every ``part_update_s`` of
+        simulated time (a part that entered meanwhile only over its own time);
+        their heat draw is held as the zones' input in between, and a part
+        leaving between updates carries its state from the last update.
 
         Returns the parts that left the oven in this step, oldest first (None if none).
         """
@@ -332,27 +389,19 @@ class OvenCore:
         h, e = self.head, self.end
         if e == h:
             z[4 * n : 5 * n] = 0.0
+            self._acc = 0.0
             return None
-        p = self.p
-        pos = self.pos[h:e]
-        zone = (pos * self._inv_len).astype(np.intp)
-        tp = self.tp[h:e]
-        d_tp = (z[n : 2 * n][zone] - tp) * self.part_factor
-        tp += d_tp
-        z[4 * n : 5 * n] = np.bincount(zone, weights=d_tp * self._heat_scale, minlength=n)
-        alpha = self.alpha[h:e]
-        kk0 = self.kk[:, h:e]
-        r0 = _rate(alpha, kk0[0], kk0[1], p.m, p.n)
-        kk1 = self._a_col * np.exp(self._e_col * (_MINUS_INV_R / (tp + KELVIN)))
-        a_pred = np.minimum(alpha + p.dt * r0, 1.0)
-        r1 = _rate(a_pred, kk1[0], kk1[1], p.m, p.n)
-        alpha += (0.5 * p.dt) * (r0 + r1)
-        np.minimum(alpha, 1.0, out=alpha)
-        kk0[:] = kk1
-        self.damaged[h:e] |= tp > p.t_damage_degc
+        self._acc += self.p.dt
+        exit_due = moving and self.pos[h] + self.step_m >= self.p.length_m
+        if self._acc >= self.p.part_update_s - 1e-9:
+            self._update_parts()
         if not moving:
             return None
+        pos = self.pos[h:e]
         pos += self.step_m
+        if not exit_due:
+            return None
+        p = self.p
         k = 0
         length = p.length_m
         while k < e - h and pos[k] >= length:
@@ -534,21 +583,26 @@ class CureOven(Plant):
             if count:
                 self.parts_total += len(exited.alpha)
                 self.parts_good += int(good.sum())
-        self.energy_kwh += (float(power.sum()) + p.p_aux_kw) * p.dt / 3600.0
+        self.energy_kwh += (sum(power.tolist()) + p.p_aux_kw) * p.dt / 3600.0
         self.state = MachineState.DOWN if down else MachineState.RUNNING
         self._power = power
         self.t += p.dt
 
     def _observe(self) -> FloatArray:
-        n = self.p.n_zones
-        y = np.empty(2 * n + 5)
-        y[:n] = self.core.t_sensor + self.np_random.normal(0.0, self.p.noise_degc, n)
-        y[n : 2 * n] = self._power
-        y[2 * n] = self.last_alpha
-        y[2 * n + 1] = float(self.state)
-        y[2 * n + 2] = self.parts_total
-        y[2 * n + 3] = self.parts_good
-        y[2 * n + 4] = self.energy_kwh
+        p = self.p
+        y = np.concatenate(
+            (
+                self.core.t_sensor + p.noise_degc * self.np_random.standard_normal(p.n_zones),
+                self._power,
+                (
+                    self.last_alpha,
+                    float(self.state),
+                    self.parts_total,
+                    self.parts_good,
+                    self.energy_kwh,
+                ),
+            )
+        )
         return clip_obs(y, self._lo, self._hi)
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:

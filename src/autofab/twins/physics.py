@@ -105,7 +105,8 @@ def clip_action(action: Any, lo: NDArray[Any], hi: NDArray[Any]) -> FloatArray:
 
 def clip_obs(y: FloatArray, lo: NDArray[Any], hi: NDArray[Any]) -> FloatArray:
     """Clip an observation in place to ``[lo, hi]`` (NaN, if any, becomes 0 first)."""
-    if y.sum() != y.sum():  # NaN present (rare): same rule as Plant._clip_obs
+    d = float(np.dot(y, y))  # BLAS dot: cheaper than a ufunc reduction for a NaN/inf test
+    if d != d or d == math.inf:  # NaN or inf present (rare): same rule as Plant._clip_obs
         np.nan_to_num(y, copy=False, nan=0.0)
     np.minimum(y, hi, out=y)
     np.maximum(y, lo, out=y)
