@@ -31,7 +31,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         "twin": "autofab.connectors.twin:TwinConnector",
     },
     "detector": {},
-    "scheduler": {},
+    "scheduler": {
+        "cpsat": "autofab.plan.cpsat:CpSatScheduler",
+        "cpsat_lns": "autofab.plan.cpsat:LnsScheduler",
+    },
     "kpi": {},
 }
 

@@ -1,0 +1,374 @@
+"""CP-SAT schedulers: the plain model (``cpsat``) and the improved one (``cpsat_lns``).
+
+``cpsat`` solves the full model of :mod:`autofab.plan.model` once. ``cpsat_lns``
+spends a first share of the budget on the full model (which also yields the lower
+bound), then improves the incumbent by large-neighbourhood search: each step
+frees a neighbourhood (a time window of the plan, the operations of a few
+machines, or of a few jobs), keeps every other operation on its machine and in
+its machine order, and re-solves that smaller model from the incumbent as a hint
+within a short limit. Equal-value moves are accepted to cross plateaus; the
+neighbourhood grows when sub-problems are solved to optimality and shrinks when
+they time out. Lexicographic objectives run one such optimisation per term,
+each bounding the previous terms at their best value.
+
+Both are pure functions of their inputs. With ``workers == 1`` (and
+``time_mode`` ``"auto"``) every limit is CP-SAT deterministic time, so a seed
+gives the same schedule on any machine load.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ortools.sat.python import cp_model
+
+from autofab.errors import ConfigError, SolverError
+from autofab.plan.base import Assignment, OpRef, Problem, Schedule, SolverSettings, Violation
+from autofab.plan.dispatch import list_schedule
+from autofab.plan.model import SCALE, Built, build, default_objective
+from autofab.plan.validate import energy_cost, makespan, validate, weighted_tardiness
+
+
+@dataclass
+class _Result:
+    status: str
+    plan: dict[OpRef, Assignment] | None
+    value: int | None
+    bound: float
+
+
+class _Budget:
+    """Wall-clock or deterministic-time budget."""
+
+    def __init__(self, limit: float, deterministic: bool) -> None:
+        self.limit = limit
+        self.deterministic = deterministic
+        self.used_det = 0.0
+        self.t0 = time.perf_counter()
+
+    def left(self) -> float:
+        if self.deterministic:
+            return self.limit - self.used_det
+        return self.limit - (time.perf_counter() - self.t0)
+
+    def apply(self, solver: cp_model.CpSolver, seconds: float) -> None:
+        seconds = max(0.01, seconds)
+        if self.deterministic:
+            solver.parameters.max_deterministic_time = seconds
+            solver.parameters.max_time_in_seconds = 10.0 * seconds + 5.0
+        else:
+            solver.parameters.max_time_in_seconds = seconds
+
+    def charge(self, solver: cp_model.CpSolver) -> None:
+        self.used_det += solver.deterministic_time
+
+
+class CpSatScheduler:
+    """The full CP-SAT model solved once (see :mod:`autofab.plan.model`)."""
+
+    name: ClassVar[str] = "cpsat"
+
+    def __init__(self, settings: SolverSettings | None = None) -> None:
+        self.settings = settings or SolverSettings(lns=False)
+
+    @classmethod
+    def example(cls, workdir: Path) -> CpSatScheduler:
+        """A ready instance for the contract checks."""
+        return cls()
+
+    def validate(self, problem: Problem, schedule: Schedule) -> list[Violation]:
+        """Every constraint of ``problem`` that ``schedule`` breaks."""
+        return validate(problem, schedule)
+
+    def solve(
+        self,
+        problem: Problem,
+        time_limit: float = 10.0,
+        workers: int = 2,
+        seed: int = 0,
+        previous: Schedule | None = None,
+    ) -> Schedule:
+        """Schedule ``problem`` within ``time_limit`` seconds on ``workers`` threads."""
+        if not isinstance(problem, Problem):
+            raise ConfigError(
+                f"problem must be an autofab.plan.Problem, got {type(problem).__name__}"
+            )
+        if not time_limit > 0:
+            raise ConfigError(f"time_limit must be > 0 s, got {time_limit}")
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+        t0 = time.perf_counter()
+        mode = self.settings.time_mode
+        deterministic = mode == "deterministic" or (mode == "auto" and workers == 1)
+        budget = _Budget(time_limit, deterministic)
+        prev = previous.by_op() if previous is not None else None
+        rng = random.Random(seed)
+        stages = self._stages(problem, prev is not None)
+        bounds: dict[str, int] = {}
+        hint: dict[OpRef, Assignment] | None = prev
+        result: _Result | None = None
+        stats: dict[str, float] = defaultdict(float)
+        for i, (term, weights) in enumerate(stages):
+            share = budget.left() / (len(stages) - i)
+            result = self._optimise(
+                problem, weights, bounds, hint, prev, share, budget, workers, rng, stats
+            )
+            if result.plan is None:
+                break
+            hint = result.plan
+            if term is not None and result.value is not None:
+                bounds[term] = result.value
+        wall = time.perf_counter() - t0
+        if result is None or result.plan is None:
+            status = result.status if result else "UNKNOWN"
+            if status == "INFEASIBLE":
+                raise SolverError(f"problem {problem.name!r} is infeasible (CP-SAT proved it)")
+            raise SolverError(
+                f"no schedule found for {problem.name!r} within {time_limit} s (status {status})"
+            )
+        plan = [result.plan[r] for r in problem.ops()]
+        norm = self._norm(problem)
+        objective = (result.value or 0) / norm
+        lb = result.bound / norm
+        optimal = result.status == "OPTIMAL" or (
+            result.value is not None and result.bound >= result.value
+        )
+        if problem.objective.kind == "lexicographic" and len(stages) > 1:
+            optimal = optimal and all(s == "OPTIMAL" for s in [result.status])
+        return Schedule(
+            assignments=tuple(plan),
+            makespan=makespan(plan),
+            objective=objective,
+            lower_bound=min(lb, objective),
+            status="optimal" if optimal else "feasible",
+            wall_s=wall,
+            solver=self.name,
+            tardiness=weighted_tardiness(problem, plan),
+            energy_cost=energy_cost(problem, plan),
+            stats=dict(stats),
+        )
+
+    # -- internals -------------------------------------------------------------
+
+    def _norm(self, problem: Problem) -> float:
+        return SCALE * (1000 if problem.objective.kind == "weighted" else 1)
+
+    def _stages(
+        self, problem: Problem, with_prev: bool
+    ) -> list[tuple[str | None, list[tuple[str, int]]]]:
+        obj = problem.objective
+        if obj.kind != "lexicographic":
+            return [(None, default_objective(problem, self.settings, with_prev))]
+        out: list[tuple[str | None, list[tuple[str, int]]]] = []
+        for i, term in enumerate(obj.order):
+            weights: list[tuple[str, int]] = [(str(term), 1)]
+            if with_prev and i == len(obj.order) - 1:
+                weights.append(("stability", 1))
+            out.append((str(term), weights))
+        return out
+
+    def _solve_once(
+        self,
+        problem: Problem,
+        weights: list[tuple[str, int]],
+        bounds: dict[str, int],
+        hint: dict[OpRef, Assignment] | None,
+        prev: dict[OpRef, Assignment] | None,
+        seconds: float,
+        budget: _Budget,
+        workers: int,
+        seed: int,
+    ) -> tuple[_Result, str]:
+        built = build(
+            problem, self.settings, previous=prev, bounds=bounds, objective=weights, hint=hint
+        )
+        return self._run(built, seconds, budget, workers, seed)
+
+    def _run(
+        self, built: Built, seconds: float, budget: _Budget, workers: int, seed: int
+    ) -> tuple[_Result, str]:
+        solver = cp_model.CpSolver()
+        budget.apply(solver, seconds)
+        solver.parameters.num_workers = workers
+        solver.parameters.random_seed = seed
+        solver.parameters.log_search_progress = self.settings.log
+        status = solver.solve(built.model)
+        budget.charge(solver)
+        name = solver.status_name(status)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            plan = {(a.job, a.op): a for a in built.assignments(solver)}
+            return _Result(
+                name, plan, round(solver.objective_value), solver.best_objective_bound
+            ), name
+        return _Result(name, None, None, solver.best_objective_bound), name
+
+    def _optimise(
+        self,
+        problem: Problem,
+        weights: list[tuple[str, int]],
+        bounds: dict[str, int],
+        hint: dict[OpRef, Assignment] | None,
+        prev: dict[OpRef, Assignment] | None,
+        seconds: float,
+        budget: _Budget,
+        workers: int,
+        rng: random.Random,
+        stats: dict[str, float],
+    ) -> _Result:
+        res, _ = self._solve_once(
+            problem, weights, bounds, hint, prev, seconds, budget, workers, rng.randrange(2**31)
+        )
+        return res
+
+
+class LnsScheduler(CpSatScheduler):
+    """Full model first, then large-neighbourhood search around the incumbent."""
+
+    name: ClassVar[str] = "cpsat_lns"
+
+    def __init__(self, settings: SolverSettings | None = None) -> None:
+        super().__init__(settings or SolverSettings())
+
+    @classmethod
+    def example(cls, workdir: Path) -> LnsScheduler:
+        """A ready instance for the contract checks."""
+        return cls()
+
+    def _optimise(
+        self,
+        problem: Problem,
+        weights: list[tuple[str, int]],
+        bounds: dict[str, int],
+        hint: dict[OpRef, Assignment] | None,
+        prev: dict[OpRef, Assignment] | None,
+        seconds: float,
+        budget: _Budget,
+        workers: int,
+        rng: random.Random,
+        stats: dict[str, float],
+    ) -> _Result:
+        stage_end = budget.left() - seconds
+        if not self.settings.lns:
+            return super()._optimise(
+                problem, weights, bounds, hint, prev, seconds, budget, workers, rng, stats
+            )
+        if hint is None and not bounds:
+            try:
+                hint = {(a.job, a.op): a for a in list_schedule(problem, "mwkr")}
+            except ConfigError:
+                hint = None
+        first = max(min(seconds, 0.5), seconds * self.settings.first_phase_fraction)
+        best, _ = self._solve_once(
+            problem, weights, bounds, hint, prev, first, budget, workers, rng.randrange(2**31)
+        )
+        stats["first_value"] = float(best.value or 0)
+        if best.plan is None:
+            if best.status == "INFEASIBLE":
+                return best
+            left = budget.left() - stage_end
+            if left <= 0:
+                return best
+            best, _ = self._solve_once(
+                problem, weights, bounds, hint, prev, left, budget, workers, rng.randrange(2**31)
+            )
+            return best
+        if best.status == "OPTIMAL":
+            return best
+        bound = best.bound
+        fixed = {(f.job, f.op) for f in problem.fixed}
+        free_ops = [r for r in problem.ops() if r not in fixed]
+        frac = 0.15
+        kinds = ("window", "window", "machines", "jobs")
+        # Sub-solves use one CP-SAT worker each; with more workers, that many
+        # neighbourhoods are solved side by side (CP-SAT releases the GIL).
+        lanes = max(1, workers)
+        pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
+        try:
+            while best.plan is not None and best.value is not None and best.value > bound:
+                left = budget.left() - stage_end
+                if left < 0.05:
+                    break
+                sub = min(self.settings.sub_time_s, left)
+                jobs = []
+                for _ in range(lanes):
+                    k = max(4, min(len(free_ops), round(frac * len(free_ops))))
+                    kind = kinds[rng.randrange(len(kinds))]
+                    free = self._neighbourhood(problem, best.plan, free_ops, k, kind, rng)
+                    keep_order, keep_machine = self._relax(problem, best.plan, free)
+                    built = build(
+                        problem,
+                        self.settings,
+                        previous=prev,
+                        bounds=bounds,
+                        objective=weights,
+                        hint=best.plan,
+                        keep_order=keep_order,
+                        keep_machine=keep_machine,
+                        objective_ub=best.value,
+                    )
+                    jobs.append((built, rng.randrange(2**31)))
+                if pool is None:
+                    outs = [self._run(b, sub, budget, 1, sd) for b, sd in jobs]
+                else:
+                    futs = [pool.submit(self._run, b, sub, budget, 1, sd) for b, sd in jobs]
+                    outs = [f.result() for f in futs]
+                for res, status in outs:
+                    stats["lns_steps"] += 1
+                    if res.plan is not None and res.value is not None and res.value <= best.value:
+                        if res.value < best.value:
+                            stats["lns_improvements"] += 1
+                        best = _Result(best.status, res.plan, res.value, bound)
+                    frac = min(1.0, frac * 1.1) if status == "OPTIMAL" else max(0.02, frac * 0.9)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        stats["lns_final_fraction"] = frac
+        return _Result(best.status, best.plan, best.value, bound)
+
+    @staticmethod
+    def _neighbourhood(
+        problem: Problem,
+        plan: dict[OpRef, Assignment],
+        ops: list[OpRef],
+        k: int,
+        kind: str,
+        rng: random.Random,
+    ) -> set[OpRef]:
+        if kind == "window":
+            order = sorted(ops, key=lambda r: (plan[r].start, r))
+            i = rng.randrange(max(1, len(order) - k + 1))
+            return set(order[i : i + k])
+        free: set[OpRef] = set()
+        if kind == "machines":
+            by: dict[int, list[OpRef]] = defaultdict(list)
+            for r in ops:
+                by[plan[r].machine].append(r)
+        else:
+            by = defaultdict(list)
+            for r in ops:
+                by[r[0]].append(r)
+        groups = list(by)
+        rng.shuffle(groups)
+        for g in groups:
+            if len(free) >= k:
+                break
+            free.update(by[g])
+        return free
+
+    @staticmethod
+    def _relax(
+        problem: Problem, plan: dict[OpRef, Assignment], free: set[OpRef]
+    ) -> tuple[list[list[OpRef]], dict[OpRef, int]]:
+        seqs: dict[int, list[OpRef]] = defaultdict(list)
+        for r, a in plan.items():
+            if r not in free:
+                seqs[a.machine].append(r)
+        keep_order = [sorted(s, key=lambda r: (plan[r].start, plan[r].end)) for s in seqs.values()]
+        keep_machine = {r: a.machine for r, a in plan.items() if r not in free}
+        return keep_order, keep_machine
