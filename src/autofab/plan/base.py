@@ -303,14 +303,35 @@ class SolverSettings(_Model):
         Penalty per operation moved to another machine than in the previous plan.
     lns : bool
         Improve the incumbent by large-neighbourhood search (``cpsat_lns``).
+    portfolio : bool
+        With two or more workers, full-search workers without LP relaxation
+        (``no_lp``) beside CP-SAT's own LNS workers (``cpsat_lns``).
+    first_phase_fraction : float
+        Most of the budget spent on the full model before the LNS (``cpsat_lns``).
+    stall_fraction : float
+        The full model stops early when it finds nothing better for this share
+        of the budget (wall-time mode only).
+    sub_time_s : float
+        Time limit of one neighbourhood, s.
+    lns_start_fraction : float
+        Initial share of the operations freed per neighbourhood (adapted).
+    flow_tiebreak : bool
+        For the makespan, neighbourhoods also minimise the sum of job ends
+        under ``makespan <= incumbent`` (moves across plateaus).
+    log : bool
+        Print CP-SAT's search log.
     """
 
     time_mode: Literal["auto", "wall", "deterministic"] = "auto"
     stability_weight: float = Field(default=1.0, ge=0.0)
     machine_change_weight: float = Field(default=10.0, ge=0.0)
     lns: bool = True
-    first_phase_fraction: float = Field(default=0.15, gt=0.0, le=1.0)
-    sub_time_s: float = Field(default=2.0, gt=0.0)
+    portfolio: bool = True
+    first_phase_fraction: float = Field(default=0.85, gt=0.0, le=1.0)
+    stall_fraction: float = Field(default=0.15, gt=0.0, le=1.0)
+    sub_time_s: float = Field(default=0.5, gt=0.0)
+    lns_start_fraction: float = Field(default=0.08, gt=0.0, le=1.0)
+    flow_tiebreak: bool = True
     log: bool = False
 
 

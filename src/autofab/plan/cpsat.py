@@ -19,12 +19,13 @@ gives the same schedule on any machine load.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ortools.sat.python import cp_model
 
@@ -188,17 +189,33 @@ class CpSatScheduler:
         built = build(
             problem, self.settings, previous=prev, bounds=bounds, objective=weights, hint=hint
         )
-        return self._run(built, seconds, budget, workers, seed)
+        return self._run(built, seconds, budget, workers, seed, portfolio=self.settings.portfolio)
 
     def _run(
-        self, built: Built, seconds: float, budget: _Budget, workers: int, seed: int
+        self,
+        built: Built,
+        seconds: float,
+        budget: _Budget,
+        workers: int,
+        seed: int,
+        portfolio: bool = False,
+        stall_s: float | None = None,
     ) -> tuple[_Result, str]:
         solver = cp_model.CpSolver()
         budget.apply(solver, seconds)
         solver.parameters.num_workers = workers
+        if portfolio and workers >= 2:
+            # Full-search workers without LP relaxation (they find good makespans
+            # faster on scheduling models); the other workers run CP-SAT's LNS.
+            full = ["no_lp", "default_lp", "quick_restart_no_lp", "max_lp"][: max(1, workers // 2)]
+            solver.parameters.subsolvers.extend(full)
+            solver.parameters.num_full_subsolvers = len(full)
         solver.parameters.random_seed = seed
         solver.parameters.log_search_progress = self.settings.log
-        status = solver.solve(built.model)
+        if stall_s is None or budget.deterministic:
+            status = solver.solve(built.model)
+        else:
+            status = _solve_until_stall(solver, built.model, stall_s)
         budget.charge(solver)
         name = solver.status_name(status)
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -225,6 +242,29 @@ class CpSatScheduler:
             problem, weights, bounds, hint, prev, seconds, budget, workers, rng.randrange(2**31)
         )
         return res
+
+
+class _Shared:
+    """The incumbent shared by the full search and the LNS (thread-safe)."""
+
+    def __init__(self, plan: dict[OpRef, Assignment] | None, value: int | None, flow: int) -> None:
+        self.lock = threading.Lock()
+        self.plan, self.value, self.flow = plan, value, flow
+        self.sources: dict[str, int] = defaultdict(int)
+
+    def get(self) -> tuple[dict[OpRef, Assignment] | None, int | None, int]:
+        with self.lock:
+            return self.plan, self.value, self.flow
+
+    def offer(self, plan: dict[OpRef, Assignment], value: int, flow: int, source: str) -> bool:
+        """Take ``plan`` if it is at least as good (value, then flow); True if taken."""
+        with self.lock:
+            if self.value is not None and (value, flow) > (self.value, self.flow):
+                return False
+            if self.value is None or (value, flow) < (self.value, self.flow):
+                self.sources[source] += 1
+            self.plan, self.value, self.flow = plan, value, flow
+            return True
 
 
 class LnsScheduler(CpSatScheduler):
@@ -264,9 +304,19 @@ class LnsScheduler(CpSatScheduler):
             except ConfigError:
                 hint = None
         first = max(min(seconds, 0.5), seconds * self.settings.first_phase_fraction)
-        best, _ = self._solve_once(
-            problem, weights, bounds, hint, prev, first, budget, workers, rng.randrange(2**31)
+        built = build(
+            problem, self.settings, previous=prev, bounds=bounds, objective=weights, hint=hint
         )
+        best, _ = self._run(
+            built,
+            first,
+            budget,
+            workers,
+            rng.randrange(2**31),
+            portfolio=self.settings.portfolio,
+            stall_s=max(1.0, self.settings.stall_fraction * seconds),
+        )
+        stats["first_phase_s"] = time.perf_counter() - budget.t0
         stats["first_value"] = float(best.value or 0)
         if best.plan is None:
             if best.status == "INFEASIBLE":
@@ -280,56 +330,92 @@ class LnsScheduler(CpSatScheduler):
             return best
         if best.status == "OPTIMAL":
             return best
-        bound = best.bound
+        shared = _Shared(best.plan, best.value, self._flow_of(problem, weights, best.plan))
+        args = (problem, weights, bounds, prev, shared, best.bound, stage_end, budget)
+        if workers == 1:
+            self._lns_loop(*args, rng, stats)
+        else:
+            # One LNS lane per worker on the shared incumbent (CP-SAT releases the GIL).
+            lanes = [
+                threading.Thread(
+                    target=self._lns_loop, args=(*args, random.Random(rng.randrange(2**31)), stats)
+                )
+                for _ in range(workers)
+            ]
+            for th in lanes:
+                th.start()
+            for th in lanes:
+                th.join()
+        return _Result(best.status, shared.plan, shared.value, best.bound)
+
+    def _flow_of(
+        self, problem: Problem, weights: list[tuple[str, int]], plan: dict[OpRef, Assignment]
+    ) -> int:
+        return _flow(problem, plan) if self._pure_cmax(weights) else 0
+
+    def _pure_cmax(self, weights: list[tuple[str, int]]) -> bool:
+        return weights == [("makespan", 1)] and self.settings.flow_tiebreak
+
+    def _lns_loop(
+        self,
+        problem: Problem,
+        weights: list[tuple[str, int]],
+        bounds: dict[str, int],
+        prev: dict[OpRef, Assignment] | None,
+        shared: _Shared,
+        bound: float,
+        stage_end: float,
+        budget: _Budget,
+        rng: random.Random,
+        stats: dict[str, float],
+        stop: Callable[[], bool] = lambda: False,
+        bound_of: Callable[[], float] | None = None,
+    ) -> None:
+        """Improve ``shared`` by large-neighbourhood search until the budget is spent."""
         fixed = {(f.job, f.op) for f in problem.fixed}
         free_ops = [r for r in problem.ops() if r not in fixed]
-        frac = 0.15
+        frac = self.settings.lns_start_fraction
+        # Pure makespan: neighbourhoods also minimise the sum of job ends (a tie-break
+        # that left-shifts work and opens room for the next move), makespan <= incumbent.
+        pure = self._pure_cmax(weights)
+        sub_weights = [("makespan", len(problem.jobs)), ("flow", 1)] if pure else weights
         kinds = ("window", "window", "machines", "jobs")
-        # Sub-solves use one CP-SAT worker each; with more workers, that many
-        # neighbourhoods are solved side by side (CP-SAT releases the GIL).
-        lanes = max(1, workers)
-        pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
-        try:
-            while best.plan is not None and best.value is not None and best.value > bound:
-                left = budget.left() - stage_end
-                if left < 0.05:
-                    break
-                sub = min(self.settings.sub_time_s, left)
-                jobs = []
-                for _ in range(lanes):
-                    k = max(4, min(len(free_ops), round(frac * len(free_ops))))
-                    kind = kinds[rng.randrange(len(kinds))]
-                    free = self._neighbourhood(problem, best.plan, free_ops, k, kind, rng)
-                    keep_order, keep_machine = self._relax(problem, best.plan, free)
-                    built = build(
-                        problem,
-                        self.settings,
-                        previous=prev,
-                        bounds=bounds,
-                        objective=weights,
-                        hint=best.plan,
-                        keep_order=keep_order,
-                        keep_machine=keep_machine,
-                        objective_ub=best.value,
-                    )
-                    jobs.append((built, rng.randrange(2**31)))
-                if pool is None:
-                    outs = [self._run(b, sub, budget, 1, sd) for b, sd in jobs]
-                else:
-                    futs = [pool.submit(self._run, b, sub, budget, 1, sd) for b, sd in jobs]
-                    outs = [f.result() for f in futs]
-                for res, status in outs:
-                    stats["lns_steps"] += 1
-                    if res.plan is not None and res.value is not None and res.value <= best.value:
-                        if res.value < best.value:
-                            stats["lns_improvements"] += 1
-                        best = _Result(best.status, res.plan, res.value, bound)
-                    frac = min(1.0, frac * 1.1) if status == "OPTIMAL" else max(0.02, frac * 0.9)
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        while not stop():
+            plan, value, _ = shared.get()
+            assert plan is not None and value is not None
+            if bound_of is not None:
+                bound = max(bound, bound_of())
+            if value <= bound:
+                break
+            left = budget.left() - stage_end
+            if left < 0.05:
+                break
+            k = max(4, min(len(free_ops), round(frac * len(free_ops))))
+            kind = kinds[rng.randrange(len(kinds))]
+            free = self._neighbourhood(problem, plan, free_ops, k, kind, rng)
+            keep_order, keep_machine = self._relax(problem, plan, free)
+            built = build(
+                problem,
+                self.settings,
+                previous=prev,
+                bounds={**bounds, "makespan": value} if pure else bounds,
+                objective=sub_weights,
+                hint=plan,
+                keep_order=keep_order,
+                keep_machine=keep_machine,
+                objective_ub=None if pure else value,
+            )
+            res, status = self._run(
+                built, min(self.settings.sub_time_s, left), budget, 1, rng.randrange(2**31)
+            )
+            stats["lns_steps"] += 1
+            if res.plan is not None and res.value is not None:
+                new_value = SCALE * _cmax(res.plan) if pure else res.value
+                flow = _flow(problem, res.plan) if pure else 0
+                if shared.offer(res.plan, new_value, flow, "lns") and new_value < value:
+                    stats["lns_improvements"] += 1
+            frac = min(1.0, frac * 1.1) if status == "OPTIMAL" else max(0.02, frac * 0.9)
         stats["lns_final_fraction"] = frac
-        return _Result(best.status, best.plan, best.value, bound)
 
     @staticmethod
     def _neighbourhood(
@@ -372,3 +458,35 @@ class LnsScheduler(CpSatScheduler):
         keep_order = [sorted(s, key=lambda r: (plan[r].start, plan[r].end)) for s in seqs.values()]
         keep_machine = {r: a.machine for r, a in plan.items() if r not in free}
         return keep_order, keep_machine
+
+
+def _cmax(plan: dict[OpRef, Assignment]) -> int:
+    return max((a.end for a in plan.values()), default=0)
+
+
+def _flow(problem: Problem, plan: dict[OpRef, Assignment]) -> int:
+    return sum(plan[(j, len(job.operations) - 1)].end for j, job in enumerate(problem.jobs))
+
+
+def _solve_until_stall(solver: cp_model.CpSolver, model: cp_model.CpModel, stall_s: float) -> Any:
+    """Solve, stopping once no better solution came for ``stall_s`` wall seconds."""
+    last = [time.perf_counter()]
+    done = threading.Event()
+
+    class _Mark(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            last[0] = time.perf_counter()
+
+    def _watch() -> None:
+        while not done.wait(0.1):
+            if time.perf_counter() - last[0] > stall_s:
+                solver.stop_search()
+                return
+
+    watcher = threading.Thread(target=_watch, daemon=True)
+    watcher.start()
+    try:
+        return solver.solve(model, _Mark())
+    finally:
+        done.set()
+        watcher.join()

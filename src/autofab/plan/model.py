@@ -235,6 +235,7 @@ def build(
     m.add_max_equality(cmax, lasts)
     b.makespan = cmax
     b.terms["makespan"] = SCALE * cmax
+    b.terms["flow"] = sum(lasts)
     tard = []
     for j, job in enumerate(problem.jobs):
         if job.due is not None and job.weight > 0:
