@@ -120,7 +120,8 @@ def run_live(args: argparse.Namespace, report: dict) -> None:
         budget_s=5.0, initial_time_limit_s=args.live_initial, workers=args.workers
     )
     print(
-        f"\n{'scenario':22} {'policy':6} {'makespan':>8} {'idle':>7} {'tardy':>7} {'max replan s':>12}"
+        f"\n{'scenario':22} {'policy':6} {'makespan':>8} {'idle':>7} {'tardy':>7} "
+        f"{'max replan s':>12}"
     )
     for name in ("mk01", "mk03", "mk05"):
         prob = read_problem(DATA / "fjsp/instances/Brandimarte1993" / f"{name}.txt")
@@ -146,8 +147,8 @@ def run_live(args: argparse.Namespace, report: dict) -> None:
             }
             out.append(row)
             print(
-                f"{row['scenario']:22} {policy:6} {r.makespan:>8} {r.idle_total:>7} {r.tardiness:>7.0f} "
-                f"{row['max_replan_wall_s']:>12.2f}",
+                f"{row['scenario']:22} {policy:6} {r.makespan:>8} {r.idle_total:>7} "
+                f"{r.tardiness:>7.0f} {row['max_replan_wall_s']:>12.2f}",
                 flush=True,
             )
     report["live"] = out
