@@ -163,3 +163,20 @@ def test_infeasible_fixed_operations_raise():
     )
     with pytest.raises(SolverError, match=r"infeasible|no schedule"):
         CpSatScheduler().solve(bad, time_limit=2, workers=1)
+
+
+def test_simple_makespan_bound_is_valid_and_tight_on_one_machine():
+    from autofab.plan.cpsat import makespan_lower_bound
+
+    p = random_jobshop(6, 4, seed=8)
+    s = CpSatScheduler().solve(p, time_limit=3, workers=1)
+    lb = makespan_lower_bound(p)
+    assert lb <= s.makespan and s.lower_bound >= lb
+    one = Problem(
+        machines=("M0",),
+        jobs=tuple(
+            Job(name=f"J{i}", operations=(Operation(modes=(Mode(machine=0, duration=d),)),))
+            for i, d in enumerate((3, 4, 5))
+        ),
+    )
+    assert makespan_lower_bound(one) == 12

@@ -137,8 +137,12 @@ class CpSatScheduler:
         norm = self._norm(problem)
         objective = (result.value or 0) / norm
         lb = result.bound / norm
-        optimal = result.status == "OPTIMAL" or (
-            result.value is not None and result.bound >= result.value
+        if problem.objective.kind == "makespan" and previous is None:
+            lb = max(lb, float(makespan_lower_bound(problem)))
+        optimal = (
+            result.status == "OPTIMAL"
+            or (result.value is not None and result.bound >= result.value)
+            or lb >= objective
         )
         if problem.objective.kind == "lexicographic" and len(stages) > 1:
             optimal = optimal and all(s == "OPTIMAL" for s in [result.status])
@@ -490,3 +494,24 @@ def _solve_until_stall(solver: cp_model.CpSolver, model: cp_model.CpModel, stall
     finally:
         done.set()
         watcher.join()
+
+
+def makespan_lower_bound(problem: Problem) -> int:
+    """A simple valid lower bound on the makespan (time units).
+
+    The largest of: a job's release plus the shortest durations of its
+    operations; the work of the operations that can only run on one machine;
+    the shortest total work spread evenly over all machines.
+    """
+    mins = {r: min(md.duration for md in problem.op(r).modes) for r in problem.ops()}
+    jobs = max(
+        job.release + sum(mins[(j, k)] for k in range(len(job.operations)))
+        for j, job in enumerate(problem.jobs)
+    )
+    load = [0] * len(problem.machines)
+    for r in problem.ops():
+        machines = {md.machine for md in problem.op(r).modes}
+        if len(machines) == 1:
+            load[next(iter(machines))] += mins[r]
+    spread = -(-sum(mins.values()) // len(problem.machines))
+    return max(jobs, max(load), spread)
