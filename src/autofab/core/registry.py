@@ -42,6 +42,12 @@ BUILTIN: dict[str, dict[str, str]] = {
         "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
     },
     "scheduler": {},
+
+    "detector": {},
+    "scheduler": {
+        "cpsat": "autofab.plan.cpsat:CpSatScheduler",
+        "cpsat_lns": "autofab.plan.cpsat:LnsScheduler",
+    },
     "kpi": {},
 }
 

@@ -1,1 +1,75 @@
-"""plan."""
+"""Production scheduling: problem model, CP-SAT schedulers, rescheduling, readers, Gantt charts."""
+
+from autofab.plan.base import (
+    Assignment,
+    Downtime,
+    Job,
+    Mode,
+    Objective,
+    Operation,
+    Precedence,
+    Problem,
+    Schedule,
+    Scheduler,
+    Setup,
+    SolverSettings,
+    Tariff,
+    TariffPeriod,
+    Violation,
+    ViolationKind,
+)
+from autofab.plan.cpsat import CpSatScheduler, LnsScheduler
+from autofab.plan.dispatch import list_schedule
+from autofab.plan.gantt import gantt_html, write_gantt
+from autofab.plan.io import (
+    detect_format,
+    parse_fjs,
+    parse_jobshop,
+    parse_json,
+    problem_to_json,
+    read_problem,
+    schedule_from_json,
+    schedule_to_json,
+)
+from autofab.plan.live import AgentSettings, Event, ReschedulingAgent, SimResult, simulate_dispatch
+from autofab.plan.validate import energy_cost, validate, weighted_tardiness
+
+__all__ = [
+    "AgentSettings",
+    "Assignment",
+    "CpSatScheduler",
+    "Downtime",
+    "Event",
+    "Job",
+    "LnsScheduler",
+    "Mode",
+    "Objective",
+    "Operation",
+    "Precedence",
+    "Problem",
+    "ReschedulingAgent",
+    "Schedule",
+    "Scheduler",
+    "Setup",
+    "SimResult",
+    "SolverSettings",
+    "Tariff",
+    "TariffPeriod",
+    "Violation",
+    "ViolationKind",
+    "detect_format",
+    "energy_cost",
+    "gantt_html",
+    "list_schedule",
+    "parse_fjs",
+    "parse_jobshop",
+    "parse_json",
+    "problem_to_json",
+    "read_problem",
+    "schedule_from_json",
+    "schedule_to_json",
+    "simulate_dispatch",
+    "validate",
+    "weighted_tardiness",
+    "write_gantt",
+]
