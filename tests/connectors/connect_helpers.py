@@ -1,0 +1,58 @@
+"""Helpers shared by the connector tests: a tiny plant, free ports, certificates."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+
+from autofab.core.base import Tag, TagKind
+from autofab.twins.base import Plant
+
+
+class Heater(Plant):
+    """First-order heated zone: tau dT/dt = K P - (T - T_amb), T in degC, P in kW."""
+
+    def __init__(self, dt: float = 1.0, tau: float = 20.0, gain: float = 10.0) -> None:
+        self.dt = dt
+        self.tau = tau
+        self.gain = gain
+        self.tags_in = (Tag("heater/zone1/power", "kW", 0.0, 10.0, TagKind.MV),)
+        self.tags_out = (
+            Tag("heater/zone1/temperature", "degC", 0.0, 300.0, TagKind.CV),
+            Tag("heater/zone1/energy", "kWh", 0.0, 1e9, TagKind.ENERGY),
+        )
+        self._build_spaces()
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = np.array([20.0, 0.0])
+        return self.x.copy(), {}
+
+    def step(self, u):
+        p = float(np.clip(u[0], 0.0, 10.0))
+        t, e = self.x
+        t += self.dt / self.tau * (self.gain * p - (t - 20.0))
+        e += p * self.dt / 3600.0
+        self.x = np.array([t, e])
+        return self._clip_obs(self.x.copy()), 0.0, False, False, {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def make_cert(folder: Path, name: str, app_uri: str, server: bool) -> tuple[Path, Path]:
+    """Self-signed certificate (DER) and key (PEM) for a client or a server."""
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key, cert = folder / f"{name}-key.pem", folder / f"{name}-cert.der"
+    use = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+    await setup_self_signed_certificate(
+        key, cert, app_uri, socket.gethostname(), use, {"commonName": name}
+    )
+    return cert, key
