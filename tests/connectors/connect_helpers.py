@@ -56,3 +56,46 @@ async def make_cert(folder: Path, name: str, app_uri: str, server: bool) -> tupl
         key, cert, app_uri, socket.gethostname(), use, {"commonName": name}
     )
     return cert, key
+
+
+class Mosquitto:
+    """A private Mosquitto broker on a free loopback port, with persistence."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+
+        self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.folder = folder
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {folder}/\n"
+            "max_queued_messages 0\n"
+            "max_inflight_messages 0\n"
+        )
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        self.proc = subprocess.Popen(
+            [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
