@@ -1,0 +1,430 @@
+"""PostgreSQL historian backend (psycopg 3): COPY ingest, time partitions, BRIN.
+
+Layout (``schema.table``)::
+
+    table       (ts timestamptz, tag text, value float8, quality int2,
+                 PRIMARY KEY (tag, ts))  PARTITION BY RANGE (ts)
+    table_pYYYYMM   one partition per UTC month, created on demand
+    table_ts_brin   BRIN index on ts (tiny, fits append-mostly time series)
+    table_tags  tag metadata (unit, limits, kind, description)
+
+When the TimescaleDB extension is installed in the database the table is a
+hypertable instead of a partitioned table. Ingest copies the buffered rows
+with binary ``COPY`` into a temporary staging table and moves them with
+``INSERT .. SELECT .. ON CONFLICT (tag, ts) DO NOTHING``, so a sample
+appended twice is stored once. When the server is unreachable at flush, the
+rows go to a bounded on-disk store-and-forward buffer and are written, in
+order, at the next successful flush; a full buffer raises
+:class:`~autofab.errors.HistorianError` instead of dropping.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from autofab.connectors.buffer import StoreAndForward
+from autofab.core.base import Quality, Sample, Tag
+from autofab.errors import ConfigError, HistorianError
+from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike, to_ts
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+_ROW = struct.Struct("<ddh")
+_SQL_AGG = {
+    "mean": "avg(value)",
+    "min": "min(value)",
+    "max": "max(value)",
+    "sum": "sum(value)",
+    "count": "count(value)",
+    "first": "(array_agg(value ORDER BY ts))[1]",
+    "last": "(array_agg(value ORDER BY ts DESC))[1]",
+}
+TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_SCHEMA = "autofab_contract"
+
+
+def _redact(dsn: str) -> str:
+    return re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn))
+
+
+def _month(ts: float) -> tuple[int, int]:
+    d = datetime.fromtimestamp(ts, UTC)
+    return d.year, d.month
+
+
+class PostgresHistorian(Historian):
+    """Historian in a PostgreSQL server.
+
+    Parameters
+    ----------
+    dsn : str
+        libpq connection string (``${ENV}`` references are not expanded here;
+        the site loader does that), e.g. ``postgresql://user@host:5432/db``.
+    table : str
+        Table name (lowercase letters, digits, ``_``).
+    flush_interval_s : float
+        Flush period the runtime uses (s); also used by ``append`` to flush
+        once the oldest buffered row is that old.
+    schema : str
+        Schema of the tables (created if missing).
+    buffer_path : str or Path, optional
+        On-disk store-and-forward file for outages (default: in memory).
+    buffer_max_records : int
+        Capacity of that buffer in samples.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        table: str = "samples",
+        flush_interval_s: float = 1.0,
+        *,
+        schema: str = "public",
+        buffer_path: str | Path | None = None,
+        buffer_max_records: int = 10_000_000,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        for what, name in (("table", table), ("schema", schema)):
+            if not _NAME.match(name):
+                raise ConfigError(
+                    f"historian {what} {name!r} is invalid: use 1-41 lowercase letters, digits, '_'",
+                    field=f"historian.options.{what}",
+                )
+        self.dsn = dsn
+        self.table = table
+        self.schema = schema
+        self.flush_interval_s = float(flush_interval_s)
+        self.connect_timeout_s = connect_timeout_s
+        self._pending: list[tuple[float, str, float, int]] = []
+        self._pending_since = 0.0
+        self._months: set[tuple[int, int]] = set()
+        self.buffer = StoreAndForward(buffer_path or ":memory:", buffer_max_records)
+        self.timescale = False
+        self._conn: psycopg.Connection[Any] | None = None
+        self._tags: dict[str, Tag] = {}
+        self._connect()
+
+    def __repr__(self) -> str:
+        return f"PostgresHistorian({_redact(self.dsn)!r}, table={self.schema}.{self.table})"
+
+    # -- connection and schema ---------------------------------------------
+    def _t(self, suffix: str = "") -> sql.Composed:
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(self.schema), sql.Identifier(self.table + suffix)
+        )
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            conn = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=int(max(1, self.connect_timeout_s))
+            )
+        except psycopg.OperationalError as exc:
+            raise HistorianError(f"cannot connect to PostgreSQL {_redact(self.dsn)}: {exc}") from exc
+        conn.execute("SET TIME ZONE 'UTC'")
+        self._conn = conn
+        self._create(conn)
+        return conn
+
+    def _create(self, conn: psycopg.Connection[Any]) -> None:
+        ts_ext = conn.execute(
+            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        self.timescale = ts_ext is not None
+        t = self._t()
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            cols = sql.SQL(
+                "(ts timestamptz NOT NULL, tag text NOT NULL, value double precision, "
+                "quality smallint NOT NULL DEFAULT 2, PRIMARY KEY (tag, ts))"
+            )
+            if self.timescale:
+                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} {}").format(t, cols))
+                conn.execute(
+                    "SELECT create_hypertable(%s, 'ts', if_not_exists => TRUE)",
+                    (f"{self.schema}.{self.table}",),
+                )
+            else:
+                conn.execute(
+                    sql.SQL("CREATE TABLE IF NOT EXISTS {} {} PARTITION BY RANGE (ts)").format(t, cols)
+                )
+                conn.execute(
+                    sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING brin (ts)").format(
+                        sql.Identifier(self.table + "_ts_brin"), t
+                    )
+                )
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (path text PRIMARY KEY, unit text, lo float8, "
+                    "hi float8, kind text, description text)"
+                ).format(self._t("_tags"))
+            )
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS autofab_stage "
+            "(ts float8, tag text, value float8, quality int2)"
+        )
+
+    def _ensure_partitions(self, conn: psycopg.Connection[Any], months: set[tuple[int, int]]) -> None:
+        if self.timescale:
+            return
+        for y, m in sorted(months - self._months):
+            lo = datetime(y, m, 1, tzinfo=UTC)
+            hi = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=UTC)
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
+                ).format(
+                    self._t(f"_p{y:04d}{m:02d}"),
+                    self._t(),
+                    sql.Literal(lo.isoformat()),
+                    sql.Literal(hi.isoformat()),
+                )
+            )
+            self._months.add((y, m))
+
+    # -- writing -------------------------------------------------------------
+    def register_tags(self, tags: Iterable[Tag]) -> None:
+        """Store tag metadata (upsert)."""
+        rows = []
+        for t in tags:
+            self._tags[t.path] = t
+            rows.append((t.path, t.unit, t.lo, t.hi, t.kind.value, t.description))
+        if not rows:
+            return
+        conn = self._connect()
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (path) DO UPDATE "
+                    "SET unit = EXCLUDED.unit, lo = EXCLUDED.lo, hi = EXCLUDED.hi, "
+                    "kind = EXCLUDED.kind, description = EXCLUDED.description"
+                ).format(self._t("_tags")),
+                rows,
+            )
+
+    def append(self, samples: Sequence[Sample]) -> int:
+        """Buffer samples for the next flush; return the number accepted."""
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.extend(
+            (float(s.ts), s.tag, float(s.value), int(s.quality)) for s in samples
+        )
+        return len(samples)
+
+    def _copy(self, conn: psycopg.Connection[Any], rows: Sequence[tuple[float, str, float, int]]) -> int:
+        months = {_month(r[0]) for r in rows} if len(rows) < 64 else self._months_of(rows)
+        with conn.transaction():
+            self._ensure_partitions(conn, months)
+            conn.execute("TRUNCATE autofab_stage")
+            with conn.cursor() as cur:
+                with cur.copy(
+                    "COPY autofab_stage (ts, tag, value, quality) FROM STDIN (FORMAT BINARY)"
+                ) as cp:
+                    cp.set_types(["float8", "text", "float8", "int2"])
+                    for r in rows:
+                        cp.write_row(r)
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (ts, tag, value, quality) SELECT to_timestamp(ts), tag, "
+                        "CASE WHEN value = 'NaN'::float8 THEN NULL ELSE value END, quality "
+                        "FROM autofab_stage ON CONFLICT (tag, ts) DO NOTHING"
+                    ).format(self._t())
+                )
+        return len(rows)
+
+    @staticmethod
+    def _months_of(rows: Sequence[tuple[float, str, float, int]]) -> set[tuple[int, int]]:
+        ts = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+        months = pd.to_datetime(np.unique((ts // 86400).astype(np.int64)) * 86400, unit="s")
+        return {(int(d.year), int(d.month)) for d in months}
+
+    def flush(self) -> int:
+        """Write buffered samples (and anything held from an outage); return the number written."""
+        rows, self._pending = self._pending, []
+        written = 0
+        try:
+            conn = self._connect()
+            while len(self.buffer):
+                recs = self.buffer.peek(50_000)
+                held = [_decode(p) for _, _, p in recs]
+                written += self._copy(conn, [r for chunk in held for r in chunk])
+                self.buffer.ack([i for i, _, _ in recs])
+            if rows:
+                written += self._copy(conn, rows)
+        except (psycopg.OperationalError, HistorianError) as exc:
+            self._hold(rows)
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            self._months.clear()
+            if isinstance(exc, HistorianError):
+                return written
+            return written
+        return written
+
+    def _hold(self, rows: list[tuple[float, str, float, int]]) -> None:
+        if not rows:
+            return
+        step = 1000
+        recs = [(self.table, _encode(rows[i : i + step])) for i in range(0, len(rows), step)]
+        stored = self.buffer.put(recs)
+        if stored < len(recs):
+            lost = sum(len(_decode(p)) for _, p in recs[stored:])
+            raise HistorianError(
+                f"PostgreSQL unreachable and the store-and-forward buffer is full "
+                f"({self.buffer.capacity} records): {lost} samples not stored",
+            )
+
+    # -- reading -------------------------------------------------------------
+    def _read(self, query: sql.Composable, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            conn = self._connect()
+            return conn.execute(query, params).fetchall()
+        except psycopg.OperationalError as exc:
+            self._conn = None
+            raise HistorianError(f"PostgreSQL query failed: {exc}") from exc
+
+    def query(
+        self,
+        tags: Sequence[str],
+        start: TimeLike,
+        end: TimeLike,
+        every: float | None = None,
+        agg: Agg = "mean",
+    ) -> pd.DataFrame:
+        """Samples of ``tags`` in ``[start, end)``: long rows, or buckets of ``every`` s."""
+        t0, t1 = to_ts(start), to_ts(end)
+        tags = list(tags)
+        lo = datetime.fromtimestamp(t0, UTC)
+        hi = datetime.fromtimestamp(t1, UTC)
+        if every is None:
+            rows = self._read(
+                sql.SQL(
+                    "SELECT (extract(epoch FROM ts) * 1000000)::bigint, tag, value, quality "
+                    "FROM {} WHERE tag = ANY(%s) AND ts >= %s AND ts < %s ORDER BY ts, tag"
+                ).format(self._t()),
+                (tags, lo, hi),
+            )
+            df = pd.DataFrame(rows, columns=["ts", "tag", "value", "quality"])
+            df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="us", utc=True).astype(
+                "datetime64[us, UTC]"
+            )
+            df["value"] = df["value"].astype("float64")
+            df["quality"] = df["quality"].astype("int64")
+            return df
+        if not every > 0 or not math.isfinite(every):
+            raise ConfigError(f"every must be a positive number of seconds, got {every!r}")
+        if agg not in AGGREGATES:
+            raise ConfigError(f"unknown aggregate {agg!r}; allowed: {', '.join(AGGREGATES)}")
+        rows = self._read(
+            sql.SQL(
+                "SELECT tag, floor((extract(epoch FROM ts)::float8 - %s) / %s)::bigint AS b, {} "
+                "FROM {} WHERE tag = ANY(%s) AND ts >= %s AND ts < %s GROUP BY tag, b"
+            ).format(sql.SQL(_SQL_AGG[agg]), self._t()),
+            (t0, float(every), tags, lo, hi),
+        )
+        n = max(0, math.ceil((t1 - t0) / every - 1e-9))
+        index = pd.to_datetime(
+            np.round((t0 + np.arange(n) * every) * 1e6).astype("int64"), unit="us", utc=True
+        ).astype("datetime64[us, UTC]")
+        out = pd.DataFrame(np.nan, index=index, columns=tags, dtype="float64")
+        out.index.name = "ts"
+        for tag, b, v in rows:
+            if 0 <= b < n and v is not None:
+                out.iat[int(b), tags.index(tag)] = float(v)
+        if agg == "count":
+            out = out.fillna(0.0)
+        return out
+
+    def latest(self, tags: Sequence[str]) -> dict[str, Sample]:
+        """Newest stored sample of each tag."""
+        rows = self._read(
+            sql.SQL(
+                "SELECT DISTINCT ON (tag) tag, extract(epoch FROM ts)::float8, value, quality "
+                "FROM {} WHERE tag = ANY(%s) ORDER BY tag, ts DESC"
+            ).format(self._t()),
+            (list(tags),),
+        )
+        return {
+            tag: Sample(tag, float(ts), math.nan if v is None else float(v), Quality(int(q)))
+            for tag, ts, v, q in rows
+        }
+
+    def row_count(self) -> int:
+        """Number of stored samples."""
+        (n,) = self._read(sql.SQL("SELECT count(*) FROM {}").format(self._t()), ())[0]
+        return int(n)
+
+    def close(self) -> None:
+        """Flush and close the connection."""
+        try:
+            self.flush()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+
+    def drop(self) -> None:
+        """Drop this historian's tables (tests and benchmarks)."""
+        conn = self._connect()
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(self._t()))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._t("_tags")))
+        self._months.clear()
+
+    @classmethod
+    def example(cls, workdir: Path | None = None) -> PostgresHistorian:
+        """A historian on 127.0.0.1:5432 db ``test`` in a fresh table of schema ``autofab_contract``.
+
+        Tables of earlier examples older than an hour are dropped first.
+        """
+        h = cls(TEST_DSN, table=f"h_{int(time.time())}_{uuid.uuid4().hex[:8]}", schema=TEST_SCHEMA)
+        conn = h._connect()
+        old = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename ~ '^h_[0-9]+_[0-9a-f]{8}(_tags)?$'",
+            (TEST_SCHEMA,),
+        ).fetchall()
+        for (name,) in old:
+            if int(name.split("_")[1]) < time.time() - 3600:
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(
+                        sql.Identifier(TEST_SCHEMA), sql.Identifier(name)
+                    )
+                )
+        return h
+
+
+def _encode(rows: Sequence[tuple[float, str, float, int]]) -> bytes:
+    parts = []
+    for ts, tag, v, q in rows:
+        b = tag.encode()
+        parts.append(_ROW.pack(ts, v, q) + struct.pack("<H", len(b)) + b)
+    return b"".join(parts)
+
+
+def _decode(payload: bytes) -> list[tuple[float, str, float, int]]:
+    out = []
+    i = 0
+    while i < len(payload):
+        ts, v, q = _ROW.unpack_from(payload, i)
+        i += _ROW.size
+        (n,) = struct.unpack_from("<H", payload, i)
+        i += 2
+        out.append((ts, payload[i : i + n].decode(), v, q))
+        i += n
+    return out
+
+
+__all__ = ["PostgresHistorian"]
