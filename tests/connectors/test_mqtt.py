@@ -9,7 +9,6 @@ import shutil
 import uuid
 
 import pytest
-from conftest import require_service
 from connect_helpers import Mosquitto
 
 from autofab.connectors.base import ConnectionState
@@ -18,13 +17,14 @@ from autofab.core.base import Quality, Sample
 from autofab.core.bus import Bus
 from autofab.errors import ConfigError, ConnectorError
 from autofab.site.base import ConnectorConfig
+from conftest import require_service
 
 
 def _prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}/area1/line1"
 
 
-async def _collect(sub, n, timeout):
+async def _collect(sub, n, limit_s):
     out = []
 
     async def go():
@@ -34,7 +34,7 @@ async def _collect(sub, n, timeout):
                 return
 
     try:
-        await asyncio.wait_for(go(), timeout)
+        await asyncio.wait_for(go(), limit_s)
     except TimeoutError:
         pass
     return out
@@ -87,7 +87,9 @@ async def test_auth_errors_and_secrets_hidden(monkeypatch):
 
 
 async def test_buffer_when_broker_down_and_full_buffer_reported(tmp_path):
-    if shutil.which("mosquitto") is None and not __import__("os").path.exists("/usr/sbin/mosquitto"):
+    if shutil.which("mosquitto") is None and not __import__("os").path.exists(
+        "/usr/sbin/mosquitto"
+    ):
         pytest.skip("mosquitto not installed")
     broker = Mosquitto(tmp_path)
     broker.start()
@@ -126,11 +128,15 @@ async def test_buffer_when_broker_down_and_full_buffer_reported(tmp_path):
 @pytest.mark.slow
 async def test_chaos_broker_restart_every_sample_once(tmp_path):
     """Restart the broker mid-stream: every sample arrives exactly once, in order."""
-    if shutil.which("mosquitto") is None and not __import__("os").path.exists("/usr/sbin/mosquitto"):
+    if shutil.which("mosquitto") is None and not __import__("os").path.exists(
+        "/usr/sbin/mosquitto"
+    ):
         pytest.skip("mosquitto not installed")
     broker = Mosquitto(tmp_path)
     broker.start()
-    common = dict(port=broker.port, reconnect_min_s=0.05, reconnect_max_s=0.2, publish_timeout_s=1.0)
+    common = dict(
+        port=broker.port, reconnect_min_s=0.05, reconnect_max_s=0.2, publish_timeout_s=1.0
+    )
     sub_conn = MqttConnector(
         MqttOptions(client_id="chaos-sub", clean_session=False, **common), prefix="plant", name="in"
     )

@@ -40,14 +40,14 @@ def _options(url: str, **kw) -> OpcUaOptions:
     return OpcUaOptions(url=url, tags=tags, reconnect_min_s=0.1, reconnect_max_s=0.5, **kw)
 
 
-async def _next(sub, tag, pred=lambda s: True, timeout=5.0):
+async def _next(sub, tag, pred=lambda s: True, limit_s=5.0):
     async def go():
         async for s in sub:
             if s.tag == tag and pred(s):
                 return s
         return None
 
-    return await asyncio.wait_for(go(), timeout)
+    return await asyncio.wait_for(go(), limit_s)
 
 
 def test_unit_id_packs_unece_code():
@@ -68,7 +68,7 @@ async def test_subscribe_read_write_and_guards():
             assert first.quality is Quality.GOOD and 19.0 <= first.value <= 60.0
             await conn.write(power, 10.0)
             # Steady state is 20 + K P = 120 degC; after a few tau it is well above 60.
-            hot = await _next(sub, temp, lambda s: s.value > 60.0, timeout=10.0)
+            hot = await _next(sub, temp, lambda s: s.value > 60.0, limit_s=10.0)
             assert hot.value <= 120.0 + 1e-6
             (p,) = await conn.read([power])
             assert p.value == pytest.approx(10.0)
@@ -87,19 +87,21 @@ async def test_reconnect_reports_states_and_resumes():
     url = f"opc.tcp://127.0.0.1:{port}"
     srv = TwinServer(Heater(), url, speed=20.0)
     await srv.start()
-    conn = OpcUaConnector(_options(url, watchdog_s=0.2, timeout_s=1.0), prefix=PREFIX, period_s=0.05)
+    conn = OpcUaConnector(
+        _options(url, watchdog_s=0.2, timeout_s=1.0), prefix=PREFIX, period_s=0.05
+    )
     temp = f"{PREFIX}/heater/zone1/temperature"
     try:
         await conn.connect()
         sub = conn.subscribe([temp])
         await _next(sub, temp)
         await srv.stop()
-        bad = await _next(sub, temp, lambda s: s.quality is Quality.BAD, timeout=10.0)
+        bad = await _next(sub, temp, lambda s: s.quality is Quality.BAD, limit_s=10.0)
         assert math.isnan(bad.value)
         assert conn.state is ConnectionState.RECONNECTING
         srv = TwinServer(Heater(), url, speed=20.0)
         await srv.start()
-        good = await _next(sub, temp, lambda s: s.quality is Quality.GOOD, timeout=15.0)
+        good = await _next(sub, temp, lambda s: s.quality is Quality.GOOD, limit_s=15.0)
         assert good.value >= 19.0
         assert conn.state is ConnectionState.CONNECTED and conn.reconnects == 1
         states = [s for _, s in conn.state_log]

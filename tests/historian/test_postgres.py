@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import require_service
 
 from autofab.core.base import Quality, Sample, Tag
 from autofab.errors import ConfigError
 from autofab.historian.postgres import PostgresHistorian
+from conftest import require_service
 
 T0 = 1767592800.0  # 2026-01-05 06:00 UTC
 
@@ -47,11 +47,15 @@ def test_partitions_span_months_and_nan_is_null(hist):
     month = 31 * 86400.0
     hist.append([Sample("a/b", T0 + k * month, math.nan, Quality.BAD) for k in range(3)])
     hist.flush()
-    parts = hist._connect().execute(
-        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
-        "WHERE c.relname = %s",
-        (hist.table,),
-    ).fetchone()[0]
+    parts = (
+        hist._connect()
+        .execute(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
+            "WHERE c.relname = %s",
+            (hist.table,),
+        )
+        .fetchone()[0]
+    )
     assert parts == 3
     got = hist.latest(["a/b"])["a/b"]
     assert math.isnan(got.value) and got.quality is Quality.BAD

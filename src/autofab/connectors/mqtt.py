@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Self
+from typing import Self
 
 import aiomqtt
 from pydantic import Field, SecretStr
@@ -69,6 +69,7 @@ class MqttOptions(BrokerOptions):
 
 
 Handler = Callable[[aiomqtt.Client], Awaitable[None]]
+Render = Callable[[Sequence[tuple[str, bytes]], bool], list[tuple[str, bytes]]]
 
 
 class MqttLink:
@@ -84,8 +85,13 @@ class MqttLink:
         Awaited with the client after each (re)connection, before forwarding.
     on_message : callable
         Called with each received message.
-    will : aiomqtt.Will, or a callable returning one, optional
+    will : callable returning an aiomqtt.Will, optional
         Last will, re-evaluated on each connection (Sparkplug's NDEATH).
+    render : callable, optional
+        Turns stored records into ``(topic, payload)`` messages at send time
+        (``render(records, historical)``); Sparkplug uses it to number
+        messages in the session that sends them. Without it, records are
+        already messages.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class MqttLink:
         on_connect: Handler | None = None,
         on_message: Callable[[aiomqtt.Message], None] | None = None,
         will: Callable[[], aiomqtt.Will | None] | None = None,
+        render: Render | None = None,
     ) -> None:
         self.options = options
         self.name = name
@@ -103,6 +110,7 @@ class MqttLink:
         self._on_connect = on_connect
         self._on_message = on_message
         self._will = will
+        self.render = render
         self.client: aiomqtt.Client | None = None
         self.buffer = StoreAndForward(options.buffer_path or ":memory:", options.buffer_max_records)
         self._task: asyncio.Task[None] | None = None
@@ -183,8 +191,16 @@ class MqttLink:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.reconnect_max_s)
 
-    async def _send(self, client: aiomqtt.Client, msgs: Sequence[tuple[str, bytes]]) -> int:
-        """Publish ``msgs`` concurrently; return how many leading ones were acknowledged."""
+    async def _send(
+        self, client: aiomqtt.Client, recs: Sequence[tuple[str, bytes]], historical: bool = False
+    ) -> int:
+        """Send records; return how many leading ones were acknowledged by the broker."""
+        if self.render is None:
+            return await self._send_msgs(client, recs)
+        msgs = self.render(recs, historical)
+        return len(recs) if await self._send_msgs(client, msgs) == len(msgs) else 0
+
+    async def _send_msgs(self, client: aiomqtt.Client, msgs: Sequence[tuple[str, bytes]]) -> int:
         qos = self.options.qos
         results = await asyncio.gather(
             *(client.publish(t, p, qos=qos) for t, p in msgs), return_exceptions=True
@@ -207,7 +223,7 @@ class MqttLink:
                 recs = self.buffer.peek(batch)
                 if not recs:
                     return
-                n = await self._send(client, [(k, p) for _, k, p in recs])
+                n = await self._send(client, [(k, p) for _, k, p in recs], historical=True)
                 self.buffer.ack([i for i, _, _ in recs[:n]])
                 if n < len(recs):
                     return
@@ -294,7 +310,9 @@ class MqttConnector(Connector):
         self.options = options
         self.prefix = prefix
         self._tags = [s.to_tag(prefix) for s in options.tags]
-        self._writable = {t.path for t, s in zip(self._tags, options.tags, strict=True) if s.writable}
+        self._writable = {
+            t.path for t, s in zip(self._tags, options.tags, strict=True) if s.writable
+        }
         self._bus = Bus()
         self._last_ts: dict[str, float] = {}
         self.duplicates = 0
@@ -309,7 +327,11 @@ class MqttConnector(Connector):
     @classmethod
     def from_config(cls, cfg: ConnectorConfig, source: str | None = None) -> Self:
         """Build from a site-file connector section (options validated)."""
-        return cls(parse_options(MqttOptions, cfg.options, cfg.name, source), name=cfg.name, prefix=cfg.prefix)
+        return cls(
+            parse_options(MqttOptions, cfg.options, cfg.name, source),
+            name=cfg.name,
+            prefix=cfg.prefix,
+        )
 
     @property
     def state(self) -> ConnectionState:  # type: ignore[override]

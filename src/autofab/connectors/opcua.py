@@ -24,7 +24,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-from asyncua import Client, Node, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.node import Node
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.uaerrors import UaError
 from asyncua.crypto import security_policies
 from pydantic import Field, SecretStr
 
@@ -207,7 +211,10 @@ class OpcUaConnector(Connector):
                     self._vtypes[tag.path] = await node.read_data_type_as_variant_type()
             if nodes:
                 sub = await client.create_subscription(self.period_s * 1000.0, _Handler(self))
-                await sub.subscribe_data_change(nodes, sampling_interval=self.period_s * 1000.0)
+                await sub.subscribe_data_change(
+                    nodes,
+                    sampling_interval=self.period_s * 1000.0,  # type: ignore[call-overload]
+                )
         except BaseException:
             await _quiet_disconnect(client)
             raise
@@ -219,7 +226,7 @@ class OpcUaConnector(Connector):
         self._set_state(ConnectionState.CONNECTING)
         try:
             await self._open()
-        except (OSError, TimeoutError, ua.UaError, ConnectionError) as exc:
+        except (OSError, TimeoutError, UaError, ConnectionError) as exc:
             self._set_state(ConnectionState.DISCONNECTED)
             raise ConnectorError(
                 f"connector {self.name}: cannot connect to {self.options.url}: {exc!r}"
@@ -271,7 +278,9 @@ class OpcUaConnector(Connector):
         if path is None:
             return
         value = dv.Value.Value if dv.Value is not None else None
-        self._bus.publish(Sample(path, ts_of(dv, time.time()), as_float(value), quality_of(dv.StatusCode)))
+        self._bus.publish(
+            Sample(path, ts_of(dv, time.time()), as_float(value), quality_of(dv.StatusCode))
+        )
 
     def _require(self) -> Client:
         if self._client is None or self.state is not ConnectionState.CONNECTED:
@@ -293,8 +302,8 @@ class OpcUaConnector(Connector):
         nodes = [self._node_of(client, p) for p in tags]
         now = time.time()
         try:
-            dvs = await client.read_attributes(nodes, ua.AttributeIds.Value)
-        except (OSError, TimeoutError, ua.UaError, ConnectionError) as exc:
+            dvs = await client.read_attributes(nodes, AttributeIds.Value)
+        except (OSError, TimeoutError, UaError, ConnectionError) as exc:
             raise ConnectorError(f"connector {self.name}: read failed: {exc!r}") from exc
         out = []
         for path, dv in zip(tags, dvs, strict=True):
@@ -333,7 +342,7 @@ class OpcUaConnector(Connector):
             v = bool(v)
         try:
             await client.get_node(spec.node).write_value(ua.DataValue(ua.Variant(v, vtype)))
-        except (OSError, TimeoutError, ua.UaError, ConnectionError) as exc:
+        except (OSError, TimeoutError, UaError, ConnectionError) as exc:
             raise ConnectorError(f"connector {self.name}: write to {tag} failed: {exc!r}") from exc
 
     @classmethod

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="arg-type"
 """Serve a plant (digital twin) as a real OPC UA server.
 
 Every tag of the plant becomes a variable ``ns=<twin>;s=<relative path>``
@@ -23,7 +24,9 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from asyncua import Server, ua
+from asyncua import ua
+from asyncua.server.server import Server
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 
@@ -79,6 +82,10 @@ def eu_information(unit: str) -> ua.EUInformation:
         DisplayName=ua.LocalizedText(unit),
         Description=ua.LocalizedText(unit),
     )
+
+
+def _value(dv: ua.DataValue) -> float:
+    return float(dv.Value.Value) if dv.Value is not None else math.nan
 
 
 def _finite(x: float, span: float = 1e12) -> float:
@@ -204,7 +211,7 @@ class TwinServer:
                     await var.set_writable()
                 desc = tag.description or f"{tag.kind.value} of {self.name}"
                 await var.write_attribute(
-                    ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(desc)))
+                    AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(desc)))
                 )
                 await var.add_property(
                     ua.NodeId(f"{tag.path}#EngineeringUnits", self.ns),
@@ -242,7 +249,7 @@ class TwinServer:
         if server is None:
             raise RuntimeError("TwinServer.step_once before start")
         u = np.array(
-            [float(server.read_attribute_value(nid).Value.Value) for nid in self._in],
+            [_value(server.read_attribute_value(nid)) for nid in self._in],
             dtype=np.float64,
         )
         box = self.plant.action_space

@@ -99,7 +99,8 @@ class PostgresHistorian(Historian):
         for what, name in (("table", table), ("schema", schema)):
             if not _NAME.match(name):
                 raise ConfigError(
-                    f"historian {what} {name!r} is invalid: use 1-41 lowercase letters, digits, '_'",
+                    f"historian {what} {name!r} is invalid: use 1-41 lowercase letters, "
+                    "digits and '_'",
                     field=f"historian.options.{what}",
                 )
         self.dsn = dsn
@@ -133,20 +134,22 @@ class PostgresHistorian(Historian):
                 self.dsn, autocommit=True, connect_timeout=int(max(1, self.connect_timeout_s))
             )
         except psycopg.OperationalError as exc:
-            raise HistorianError(f"cannot connect to PostgreSQL {_redact(self.dsn)}: {exc}") from exc
+            raise HistorianError(
+                f"cannot connect to PostgreSQL {_redact(self.dsn)}: {exc}"
+            ) from exc
         conn.execute("SET TIME ZONE 'UTC'")
         self._conn = conn
         self._create(conn)
         return conn
 
     def _create(self, conn: psycopg.Connection[Any]) -> None:
-        ts_ext = conn.execute(
-            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()
+        ts_ext = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
         self.timescale = ts_ext is not None
         t = self._t()
         with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
             cols = sql.SQL(
                 "(ts timestamptz NOT NULL, tag text NOT NULL, value double precision, "
                 "quality smallint NOT NULL DEFAULT 2, PRIMARY KEY (tag, ts))"
@@ -159,7 +162,9 @@ class PostgresHistorian(Historian):
                 )
             else:
                 conn.execute(
-                    sql.SQL("CREATE TABLE IF NOT EXISTS {} {} PARTITION BY RANGE (ts)").format(t, cols)
+                    sql.SQL("CREATE TABLE IF NOT EXISTS {} {} PARTITION BY RANGE (ts)").format(
+                        t, cols
+                    )
                 )
                 conn.execute(
                     sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING brin (ts)").format(
@@ -177,7 +182,9 @@ class PostgresHistorian(Historian):
             "(ts float8, tag text, value float8, quality int2)"
         )
 
-    def _ensure_partitions(self, conn: psycopg.Connection[Any], months: set[tuple[int, int]]) -> None:
+    def _ensure_partitions(
+        self, conn: psycopg.Connection[Any], months: set[tuple[int, int]]
+    ) -> None:
         if self.timescale:
             return
         for y, m in sorted(months - self._months):
@@ -219,12 +226,12 @@ class PostgresHistorian(Historian):
         """Buffer samples for the next flush; return the number accepted."""
         if not self._pending:
             self._pending_since = time.monotonic()
-        self._pending.extend(
-            (float(s.ts), s.tag, float(s.value), int(s.quality)) for s in samples
-        )
+        self._pending.extend((float(s.ts), s.tag, float(s.value), int(s.quality)) for s in samples)
         return len(samples)
 
-    def _copy(self, conn: psycopg.Connection[Any], rows: Sequence[tuple[float, str, float, int]]) -> int:
+    def _copy(
+        self, conn: psycopg.Connection[Any], rows: Sequence[tuple[float, str, float, int]]
+    ) -> int:
         months = {_month(r[0]) for r in rows} if len(rows) < 64 else self._months_of(rows)
         with conn.transaction():
             self._ensure_partitions(conn, months)
@@ -289,10 +296,11 @@ class PostgresHistorian(Historian):
             )
 
     # -- reading -------------------------------------------------------------
-    def _read(self, query: sql.Composable, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _read(self, query: sql.Composed, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             conn = self._connect()
-            return conn.execute(query, params).fetchall()
+            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+            return rows
         except psycopg.OperationalError as exc:
             self._conn = None
             raise HistorianError(f"PostgreSQL query failed: {exc}") from exc
@@ -386,14 +394,15 @@ class PostgresHistorian(Historian):
 
     @classmethod
     def example(cls, workdir: Path | None = None) -> PostgresHistorian:
-        """A historian on 127.0.0.1:5432 db ``test`` in a fresh table of schema ``autofab_contract``.
+        """A historian on 127.0.0.1:5432 db ``test``, fresh table in schema ``autofab_contract``.
 
         Tables of earlier examples older than an hour are dropped first.
         """
         h = cls(TEST_DSN, table=f"h_{int(time.time())}_{uuid.uuid4().hex[:8]}", schema=TEST_SCHEMA)
         conn = h._connect()
         old = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename ~ '^h_[0-9]+_[0-9a-f]{8}(_tags)?$'",
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+            "AND tablename ~ '^h_[0-9]+_[0-9a-f]{8}(_tags)?$'",
             (TEST_SCHEMA,),
         ).fetchall()
         for (name,) in old:
