@@ -27,9 +27,9 @@ from typing import Any, Literal, Self
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
+from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
-from asyncua.crypto import security_policies
 from pydantic import Field, SecretStr
 
 from autofab.connectors.base import ConnectionState, Connector

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 from asyncua import ua
-from asyncua.server.server import Server
-from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.attribute_ids import AttributeIds
 
 from autofab.core.base import Tag
 from autofab.twins.base import Plant
