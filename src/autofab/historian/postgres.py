@@ -20,13 +20,14 @@ order, at the next successful flush; a full buffer raises
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import struct
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,18 @@ import psycopg
 from psycopg import sql
 
 from autofab.connectors.buffer import StoreAndForward
-from autofab.core.base import Quality, Sample, Tag
+from autofab.core.base import Quality, Sample, Tag, validate_path
 from autofab.errors import ConfigError, HistorianError
-from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike, to_ts
+from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _ROW = struct.Struct("<ddh")
+_US = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ABS_TS = 1e11
+_USABLE = "quality > 0 AND value IS NOT NULL AND value <> 'NaN'::float8"
+_TS_OF_US = "('epoch'::timestamptz + {} * interval '1 microsecond')"
+_US_OF_TS = "(extract(epoch FROM ts) * 1000000)::bigint"
 _SQL_AGG = {
     "mean": "avg(value)",
     "min": "min(value)",
@@ -57,6 +64,23 @@ TEST_SCHEMA = "autofab_contract"
 
 def _redact(dsn: str) -> str:
     return re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn))
+
+
+def _us(value: TimeLike, name: str) -> int:
+    """Microseconds since the epoch of a query bound; ConfigError names ``name``."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigError(
+                f"{name}={value!r} has no timezone; pass UTC seconds or an aware datetime"
+            )
+        return (value - _EPOCH) // timedelta(microseconds=1)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ConfigError(f"{name}={value!r} is not a time; pass UTC seconds or a datetime")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ConfigError(f"{name}={value!r} must be finite UTC seconds")
+    whole = math.floor(f)
+    return int(whole) * _US + round((f - whole) * _US)
 
 
 def _month(ts: float) -> tuple[int, int]:
@@ -108,6 +132,8 @@ class PostgresHistorian(Historian):
         self.schema = schema
         self.flush_interval_s = float(flush_interval_s)
         self.connect_timeout_s = connect_timeout_s
+        self.max_buffer = 200_000
+        self._valid: set[str] = set()
         self._pending: list[tuple[float, str, float, int]] = []
         self._pending_since = 0.0
         self._months: set[tuple[int, int]] = set()
@@ -179,7 +205,7 @@ class PostgresHistorian(Historian):
             )
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS autofab_stage "
-            "(ts float8, tag text, value float8, quality int2)"
+            "(n int8, us int8, tag text, value float8, quality int2)"
         )
 
     def _ensure_partitions(
@@ -223,11 +249,40 @@ class PostgresHistorian(Historian):
             )
 
     def append(self, samples: Sequence[Sample]) -> int:
-        """Buffer samples for the next flush; return the number accepted."""
+        """Validate and buffer samples for the next flush; return the number accepted.
+
+        Raises ``ConfigError`` (and accepts nothing) for an invalid tag path,
+        a non-finite ``ts`` or a quality outside :class:`Quality`.
+        """
+        rows = []
+        known = self._valid
+        for s in samples:
+            tag, ts, value, q = s
+            if tag not in known:
+                if not isinstance(tag, str):
+                    raise ConfigError(f"sample tag {tag!r} is not a tag path")
+                validate_path(tag)
+            try:
+                ts_f, v, qi = float(ts), float(value), int(q)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"sample of {tag} must hold numeric ts, value, quality") from exc
+            if not math.isfinite(ts_f) or abs(ts_f) >= MAX_ABS_TS:
+                raise ConfigError(f"sample of {tag} has ts={ts!r}; ts must be finite UTC s")
+            if not 0 <= qi <= int(Quality.GOOD):
+                raise ConfigError(f"sample of {tag} has quality {q!r}; allowed 0, 1, 2")
+            rows.append((ts_f, tag, v, qi))
+        known.update(r[1] for r in rows)
+        if not rows:
+            return 0
         if not self._pending:
             self._pending_since = time.monotonic()
-        self._pending.extend((float(s.ts), s.tag, float(s.value), int(s.quality)) for s in samples)
-        return len(samples)
+        self._pending.extend(rows)
+        if (
+            len(self._pending) >= self.max_buffer
+            or time.monotonic() - self._pending_since >= self.flush_interval_s
+        ):
+            self.flush()
+        return len(rows)
 
     def _copy(
         self, conn: psycopg.Connection[Any], rows: Sequence[tuple[float, str, float, int]]
@@ -238,16 +293,18 @@ class PostgresHistorian(Historian):
             conn.execute("TRUNCATE autofab_stage")
             with conn.cursor() as cur:
                 with cur.copy(
-                    "COPY autofab_stage (ts, tag, value, quality) FROM STDIN (FORMAT BINARY)"
+                    "COPY autofab_stage (n, us, tag, value, quality) FROM STDIN (FORMAT BINARY)"
                 ) as cp:
-                    cp.set_types(["float8", "text", "float8", "int2"])
-                    for r in rows:
-                        cp.write_row(r)
+                    cp.set_types(["int8", "int8", "text", "float8", "int2"])
+                    for n, (ts, tag, v, q) in enumerate(rows):
+                        whole = math.floor(ts)
+                        cp.write_row((n, int(whole) * _US + round((ts - whole) * _US), tag, v, q))
                 cur.execute(
                     sql.SQL(
-                        "INSERT INTO {} (ts, tag, value, quality) SELECT to_timestamp(ts), tag, "
-                        "CASE WHEN value = 'NaN'::float8 THEN NULL ELSE value END, quality "
-                        "FROM autofab_stage ON CONFLICT (tag, ts) DO NOTHING"
+                        "INSERT INTO {} (ts, tag, value, quality) "
+                        "SELECT DISTINCT ON (tag, us) " + _TS_OF_US.format("us") + ", tag, value, "
+                        "quality FROM autofab_stage ORDER BY tag, us, n "
+                        "ON CONFLICT (tag, ts) DO NOTHING"
                     ).format(self._t())
                 )
         return len(rows)
@@ -314,62 +371,92 @@ class PostgresHistorian(Historian):
         agg: Agg = "mean",
     ) -> pd.DataFrame:
         """Samples of ``tags`` in ``[start, end)``: long rows, or buckets of ``every`` s."""
-        t0, t1 = to_ts(start), to_ts(end)
+        if isinstance(tags, str):
+            raise ConfigError(f"tags={tags!r}: pass a list of tag paths, not one string")
         tags = list(tags)
-        lo = datetime.fromtimestamp(t0, UTC)
-        hi = datetime.fromtimestamp(t1, UTC)
+        if not tags:
+            raise ConfigError("tags=[] is empty; pass at least one tag path")
+        if agg not in AGGREGATES:
+            raise ConfigError(f"agg={agg!r} is not allowed; use one of {', '.join(AGGREGATES)}")
+        s_us, e_us = _us(start, "start"), _us(end, "end")
+        if s_us > e_us:
+            raise ConfigError(f"start={start!r} is after end={end!r}; need start <= end")
+        window = (
+            "tag = ANY(%s) AND ts >= "
+            + _TS_OF_US.format("%s::bigint")
+            + " AND ts < "
+            + _TS_OF_US.format("%s::bigint")
+        )
         if every is None:
             rows = self._read(
                 sql.SQL(
-                    "SELECT (extract(epoch FROM ts) * 1000000)::bigint, tag, value, quality "
-                    "FROM {} WHERE tag = ANY(%s) AND ts >= %s AND ts < %s ORDER BY ts, tag"
+                    "SELECT "
+                    + _US_OF_TS
+                    + ", tag, value, quality FROM {} WHERE "
+                    + window
+                    + " ORDER BY ts, array_position(%s::text[], tag)"
                 ).format(self._t()),
-                (tags, lo, hi),
+                (tags, s_us, e_us, tags),
             )
             df = pd.DataFrame(rows, columns=["ts", "tag", "value", "quality"])
             df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="us", utc=True).astype(
                 "datetime64[us, UTC]"
             )
+            df["tag"] = df["tag"].astype(object)
             df["value"] = df["value"].astype("float64")
             df["quality"] = df["quality"].astype("int64")
             return df
-        if not every > 0 or not math.isfinite(every):
-            raise ConfigError(f"every must be a positive number of seconds, got {every!r}")
-        if agg not in AGGREGATES:
-            raise ConfigError(f"unknown aggregate {agg!r}; allowed: {', '.join(AGGREGATES)}")
+        if (
+            isinstance(every, bool)
+            or not isinstance(every, int | float)
+            or not math.isfinite(every)
+            or every < 1e-6
+        ):
+            raise ConfigError(f"every={every!r} must be a finite number of seconds >= 1e-6")
+        w_us = round(every * _US)
         rows = self._read(
             sql.SQL(
-                "SELECT tag, floor((extract(epoch FROM ts)::float8 - %s) / %s)::bigint AS b, {} "
-                "FROM {} WHERE tag = ANY(%s) AND ts >= %s AND ts < %s GROUP BY tag, b"
+                "SELECT tag, ("
+                + _US_OF_TS
+                + " - %s) / %s AS b, {} FROM {} WHERE "
+                + window
+                + " AND "
+                + _USABLE
+                + " GROUP BY tag, b"
             ).format(sql.SQL(_SQL_AGG[agg]), self._t()),
-            (t0, float(every), tags, lo, hi),
+            (s_us, w_us, tags, s_us, e_us),
         )
-        n = max(0, math.ceil((t1 - t0) / every - 1e-9))
+        n = -(-(e_us - s_us) // w_us)
         index = pd.to_datetime(
-            np.round((t0 + np.arange(n) * every) * 1e6).astype("int64"), unit="us", utc=True
+            s_us + np.arange(n, dtype=np.int64) * w_us, unit="us", utc=True
         ).astype("datetime64[us, UTC]")
         out = pd.DataFrame(np.nan, index=index, columns=tags, dtype="float64")
         out.index.name = "ts"
+        col = {t: i for i, t in enumerate(tags)}
         for tag, b, v in rows:
             if 0 <= b < n and v is not None:
-                out.iat[int(b), tags.index(tag)] = float(v)
+                out.iat[int(b), col[tag]] = float(v)
         if agg == "count":
-            out = out.fillna(0.0)
+            out = out.fillna(0).astype("int64")
         return out
 
     def latest(self, tags: Sequence[str]) -> dict[str, Sample]:
-        """Newest stored sample of each tag."""
+        """Newest sample of each tag, buffered (unflushed) samples included."""
         rows = self._read(
             sql.SQL(
-                "SELECT DISTINCT ON (tag) tag, extract(epoch FROM ts)::float8, value, quality "
+                "SELECT DISTINCT ON (tag) tag, " + _US_OF_TS + ", value, quality "
                 "FROM {} WHERE tag = ANY(%s) ORDER BY tag, ts DESC"
             ).format(self._t()),
             (list(tags),),
         )
-        return {
-            tag: Sample(tag, float(ts), math.nan if v is None else float(v), Quality(int(q)))
-            for tag, ts, v, q in rows
+        best: dict[str, tuple[float, float, int]] = {
+            tag: (us / _US, float(v), int(q)) for tag, us, v, q in rows
         }
+        wanted = set(tags)
+        for ts, tag, v, q in self._pending:
+            if tag in wanted and (tag not in best or ts > best[tag][0]):
+                best[tag] = (ts, v, q)
+        return {t: Sample(t, b[0], b[1], Quality(b[2])) for t, b in best.items()}
 
     def row_count(self) -> int:
         """Number of stored samples."""
@@ -393,25 +480,43 @@ class PostgresHistorian(Historian):
         self._months.clear()
 
     @classmethod
-    def example(cls, workdir: Path | None = None) -> PostgresHistorian:
-        """A historian on 127.0.0.1:5432 db ``test``, fresh table in schema ``autofab_contract``.
+    def example(cls, workdir: str | Path | None = None) -> PostgresHistorian:
+        """A historian on 127.0.0.1:5432 db ``test`` in schema ``autofab_contract``.
 
-        Tables of earlier examples older than an hour are dropped first.
+        The table name is derived from ``workdir`` (the same folder reopens the
+        same table); example tables older than an hour are dropped first.
         """
-        h = cls(TEST_DSN, table=f"h_{int(time.time())}_{uuid.uuid4().hex[:8]}", schema=TEST_SCHEMA)
+        key = (
+            hashlib.sha1(str(Path(workdir).resolve()).encode()).hexdigest()[:12]
+            if workdir is not None
+            else uuid.uuid4().hex[:12]
+        )
+        h = cls(TEST_DSN, table=f"h_{key}", schema=TEST_SCHEMA)
         conn = h._connect()
-        old = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s "
-            "AND tablename ~ '^h_[0-9]+_[0-9a-f]{8}(_tags)?$'",
+        rows = conn.execute(
+            "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+            "JOIN pg_namespace s ON s.oid = c.relnamespace "
+            "WHERE s.nspname = %s AND c.relname ~ '^h_[0-9a-f]{12}$' AND c.relkind IN ('p', 'r')",
             (TEST_SCHEMA,),
         ).fetchall()
-        for (name,) in old:
-            if int(name.split("_")[1]) < time.time() - 3600:
-                conn.execute(
-                    sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(
-                        sql.Identifier(TEST_SCHEMA), sql.Identifier(name)
+        now = time.time()
+        for name, comment in rows:
+            if name == h.table:
+                if not comment:
+                    conn.execute(
+                        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                            h._t(), sql.Literal(f"autofab example {now:.0f}")
+                        )
                     )
-                )
+                continue
+            created = float(comment.rsplit(" ", 1)[-1]) if comment else 0.0
+            if created < now - 3600:
+                for suffix in ("", "_tags"):
+                    conn.execute(
+                        sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(
+                            sql.Identifier(TEST_SCHEMA), sql.Identifier(name + suffix)
+                        )
+                    )
         return h
 
 
