@@ -65,6 +65,8 @@ class MqttOptions(BrokerOptions):
 
     topic_prefix: str = ""
     subscribe: list[str] = Field(default_factory=list)
+    publish: list[str] = Field(default_factory=list)
+    """Bus tag patterns the runtime publishes northbound through :meth:`MqttConnector.run`."""
     tags: list[TagSpec] = Field(default_factory=list)
 
 
