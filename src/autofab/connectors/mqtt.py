@@ -54,6 +54,7 @@ class BrokerOptions(StrictModel):
     clean_session: bool = False
     qos: int = Field(default=1, ge=0, le=2)
     publish_timeout_s: float = Field(default=5.0, gt=0)
+    max_inflight: int = Field(default=1000, ge=1)
     reconnect_min_s: float = Field(default=0.1, gt=0)
     reconnect_max_s: float = Field(default=5.0, gt=0)
     buffer_path: str | None = None
@@ -144,6 +145,7 @@ class MqttLink:
             clean_session=o.clean_session,
             will=self._will() if self._will else None,
             timeout=o.publish_timeout_s,
+            max_inflight_messages=o.max_inflight,
         )
 
     async def start(self, wait_s: float | None = 5.0) -> None:

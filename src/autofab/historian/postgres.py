@@ -256,12 +256,14 @@ class PostgresHistorian(Historian):
         """
         rows = []
         known = self._valid
+        fresh: set[str] = set()
         for s in samples:
             tag, ts, value, q = s
-            if tag not in known:
+            if tag not in known and tag not in fresh:
                 if not isinstance(tag, str):
                     raise ConfigError(f"sample tag {tag!r} is not a tag path")
                 validate_path(tag)
+                fresh.add(tag)
             try:
                 ts_f, v, qi = float(ts), float(value), int(q)
             except (TypeError, ValueError) as exc:
@@ -271,7 +273,7 @@ class PostgresHistorian(Historian):
             if not 0 <= qi <= int(Quality.GOOD):
                 raise ConfigError(f"sample of {tag} has quality {q!r}; allowed 0, 1, 2")
             rows.append((ts_f, tag, v, qi))
-        known.update(r[1] for r in rows)
+        self._valid.update(fresh)
         if not rows:
             return 0
         if not self._pending:
@@ -296,15 +298,23 @@ class PostgresHistorian(Historian):
                     "COPY autofab_stage (n, us, tag, value, quality) FROM STDIN (FORMAT BINARY)"
                 ) as cp:
                     cp.set_types(["int8", "int8", "text", "float8", "int2"])
-                    for n, (ts, tag, v, q) in enumerate(rows):
-                        whole = math.floor(ts)
-                        cp.write_row((n, int(whole) * _US + round((ts - whole) * _US), tag, v, q))
+                    ts = np.fromiter((r[0] for r in rows), np.float64, len(rows))
+                    whole = np.floor(ts)
+                    us = whole.astype(np.int64) * _US + np.rint((ts - whole) * _US).astype(np.int64)
+                    for n, (u, (_, tag, v, q)) in enumerate(zip(us.tolist(), rows, strict=True)):
+                        cp.write_row((n, u, tag, v, q))
+                unique = len({(r[1], u) for r, u in zip(rows, us.tolist(), strict=True)})
+                pick = (
+                    "SELECT DISTINCT ON (tag, us) {ts}, tag, value, quality FROM autofab_stage "
+                    "ORDER BY tag, us, n"
+                    if unique < len(rows)  # repeats inside the batch: the first one wins
+                    else "SELECT {ts}, tag, value, quality FROM autofab_stage"
+                )
                 cur.execute(
                     sql.SQL(
                         "INSERT INTO {} (ts, tag, value, quality) "
-                        "SELECT DISTINCT ON (tag, us) " + _TS_OF_US.format("us") + ", tag, value, "
-                        "quality FROM autofab_stage ORDER BY tag, us, n "
-                        "ON CONFLICT (tag, ts) DO NOTHING"
+                        + pick.replace("{ts}", _TS_OF_US.format("us"))
+                        + " ON CONFLICT (tag, ts) DO NOTHING"
                     ).format(self._t())
                 )
         return len(rows)
