@@ -9,10 +9,12 @@ Layout (``schema.table``)::
     table_tags  tag metadata (unit, limits, kind, description)
 
 When the TimescaleDB extension is installed in the database the table is a
-hypertable instead of a partitioned table. Ingest copies the buffered rows
-with binary ``COPY`` into a temporary staging table and moves them with
-``INSERT .. SELECT .. ON CONFLICT (tag, ts) DO NOTHING``, so a sample
-appended twice is stored once. When the server is unreachable at flush, the
+hypertable instead of a partitioned table. Ingest uses binary ``COPY``: a
+batch without repeated ``(tag, ts)`` is copied straight into the table; if a
+row is already stored (unique violation) the batch is copied into a temporary
+staging table instead and moved with ``INSERT .. SELECT DISTINCT ON ..
+ON CONFLICT (tag, ts) DO NOTHING``, so a sample appended twice is stored once
+and the first write wins. When the server is unreachable at flush, the
 rows go to a bounded on-disk store-and-forward buffer and are written, in
 order, at the next successful flush; a full buffer raises
 :class:`~autofab.errors.HistorianError` instead of dropping.
@@ -21,6 +23,7 @@ order, at the next successful flush; a full buffer raises
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import struct
@@ -41,6 +44,7 @@ from autofab.core.base import Quality, Sample, Tag, validate_path
 from autofab.errors import ConfigError, HistorianError
 from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _ROW = struct.Struct("<ddh")
 _US = 1_000_000
@@ -133,6 +137,7 @@ class PostgresHistorian(Historian):
         self.flush_interval_s = float(flush_interval_s)
         self.connect_timeout_s = connect_timeout_s
         self.max_buffer = 200_000
+        self.outages = 0
         self._valid: set[str] = set()
         self._pending: list[tuple[float, str, float, int]] = []
         self._pending_since = 0.0
@@ -290,33 +295,44 @@ class PostgresHistorian(Historian):
         self, conn: psycopg.Connection[Any], rows: Sequence[tuple[float, str, float, int]]
     ) -> int:
         months = {_month(r[0]) for r in rows} if len(rows) < 64 else self._months_of(rows)
+        ts = np.fromiter((r[0] for r in rows), np.float64, len(rows))
+        whole = np.floor(ts)
+        us = (whole.astype(np.int64) * _US + np.rint((ts - whole) * _US).astype(np.int64)).tolist()
+        unique = len({(r[1], u) for r, u in zip(rows, us, strict=True)}) == len(rows)
         with conn.transaction():
             self._ensure_partitions(conn, months)
-            conn.execute("TRUNCATE autofab_stage")
-            with conn.cursor() as cur:
-                with cur.copy(
-                    "COPY autofab_stage (n, us, tag, value, quality) FROM STDIN (FORMAT BINARY)"
-                ) as cp:
-                    cp.set_types(["int8", "int8", "text", "float8", "int2"])
-                    ts = np.fromiter((r[0] for r in rows), np.float64, len(rows))
-                    whole = np.floor(ts)
-                    us = whole.astype(np.int64) * _US + np.rint((ts - whole) * _US).astype(np.int64)
-                    for n, (u, (_, tag, v, q)) in enumerate(zip(us.tolist(), rows, strict=True)):
-                        cp.write_row((n, u, tag, v, q))
-                unique = len({(r[1], u) for r, u in zip(rows, us.tolist(), strict=True)})
-                pick = (
-                    "SELECT DISTINCT ON (tag, us) {ts}, tag, value, quality FROM autofab_stage "
-                    "ORDER BY tag, us, n"
-                    if unique < len(rows)  # repeats inside the batch: the first one wins
-                    else "SELECT {ts}, tag, value, quality FROM autofab_stage"
-                )
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (ts, tag, value, quality) "
-                        + pick.replace("{ts}", _TS_OF_US.format("us"))
-                        + " ON CONFLICT (tag, ts) DO NOTHING"
-                    ).format(self._t())
-                )
+        if unique:
+            # Fast path (streaming, no repeats in the batch): COPY straight into the
+            # table; a row already stored makes the COPY fail and the staged path runs.
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    with cur.copy(
+                        sql.SQL(
+                            "COPY {} (ts, tag, value, quality) FROM STDIN (FORMAT BINARY)"
+                        ).format(self._t())
+                    ) as cp:
+                        cp.set_types(["timestamptz", "text", "float8", "int2"])
+                        for u, (_, tag, v, q) in zip(us, rows, strict=True):
+                            cp.write_row((_EPOCH + timedelta(microseconds=u), tag, v, q))
+                return len(rows)
+            except psycopg.errors.UniqueViolation:
+                pass
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("TRUNCATE autofab_stage")
+            with cur.copy(
+                "COPY autofab_stage (n, us, tag, value, quality) FROM STDIN (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["int8", "int8", "text", "float8", "int2"])
+                for n, (u, (_, tag, v, q)) in enumerate(zip(us, rows, strict=True)):
+                    cp.write_row((n, u, tag, v, q))
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (ts, tag, value, quality) "
+                    "SELECT DISTINCT ON (tag, us) " + _TS_OF_US.format("us") + ", tag, value, "
+                    "quality FROM autofab_stage ORDER BY tag, us, n "  # first one wins
+                    "ON CONFLICT (tag, ts) DO NOTHING"
+                ).format(self._t())
+            )
         return len(rows)
 
     @staticmethod
@@ -339,14 +355,14 @@ class PostgresHistorian(Historian):
             if rows:
                 written += self._copy(conn, rows)
         except (psycopg.OperationalError, HistorianError) as exc:
-            self._hold(rows)
+            # Server unreachable: keep the rows on disk (raises if the buffer is full).
+            self.outages += 1
+            log.warning("PostgreSQL unreachable (%s); %d samples held for later", exc, len(rows))
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
             self._months.clear()
-            if isinstance(exc, HistorianError):
-                return written
-            return written
+            self._hold(rows)
         return written
 
     def _hold(self, rows: list[tuple[float, str, float, int]]) -> None:
