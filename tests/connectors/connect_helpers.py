@@ -62,6 +62,7 @@ class Mosquitto:
     """A private Mosquitto broker on a free loopback port, with persistence."""
 
     def __init__(self, folder: Path) -> None:
+        import getpass
         import shutil
 
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -70,6 +71,9 @@ class Mosquitto:
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # as root, mosquitto drops to user 'mosquitto', which cannot write the
+            # persistence file here; stay the current user
+            f"user {getpass.getuser()}\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"

@@ -137,8 +137,13 @@ async def test_chaos_broker_restart_every_sample_once(tmp_path):
     common = dict(
         port=broker.port, reconnect_min_s=0.05, reconnect_max_s=0.2, publish_timeout_s=1.0
     )
+    # The subscriber comes back a second after the broker, so the forwarded samples
+    # wait in its persistent session on the broker (the hard case).
+    sub_opts = {**common, "reconnect_min_s": 1.0, "reconnect_max_s": 1.0}
     sub_conn = MqttConnector(
-        MqttOptions(client_id="chaos-sub", clean_session=False, **common), prefix="plant", name="in"
+        MqttOptions(client_id="chaos-sub", clean_session=False, **sub_opts),
+        prefix="plant",
+        name="in",
     )
     pub = MqttConnector(
         MqttOptions(client_id="chaos-pub", buffer_path=str(tmp_path / "out.sqlite"), **common),
@@ -165,7 +170,13 @@ async def test_chaos_broker_restart_every_sample_once(tmp_path):
         await pub.close()
         await sub_conn.close()
         broker.stop()
-    assert len(got) == len(sent)
+    missing = sorted({(s.tag, s.ts) for s in sent} - {(s.tag, s.ts) for s in got})
+    assert len(got) == len(sent), (
+        f"missing {len(missing)} (first {missing[:3]}, last {missing[-3:]}); "
+        f"buffer {pub.link.buffer.stats()}, duplicates {sub_conn.duplicates}, "
+        f"pub states {[x.value for _, x in pub.link.state_log]}, "
+        f"sub states {[x.value for _, x in sub_conn.link.state_log]}"
+    )
     assert sorted(got, key=lambda s: (s.tag, s.ts)) == sorted(sent, key=lambda s: (s.tag, s.ts))
     for t in tags:
         ts = [s.ts for s in got if s.tag == t]

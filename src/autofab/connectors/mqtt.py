@@ -117,6 +117,7 @@ class MqttLink:
         self.client: aiomqtt.Client | None = None
         self.buffer = StoreAndForward(options.buffer_path or ":memory:", options.buffer_max_records)
         self._task: asyncio.Task[None] | None = None
+        self._fwd_task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._lock = asyncio.Lock()
         self._closing = False
@@ -134,7 +135,7 @@ class MqttLink:
 
     def _client(self) -> aiomqtt.Client:
         o = self.options
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             o.host,
             o.port,
             identifier=o.client_id or f"autofab-{self.name}",
@@ -147,6 +148,8 @@ class MqttLink:
             timeout=o.publish_timeout_s,
             max_inflight_messages=o.max_inflight,
         )
+        client.pending_calls_threshold = 10 * o.max_inflight + 10_000
+        return client
 
     async def start(self, wait_s: float | None = 5.0) -> None:
         """Start the connection task; wait up to ``wait_s`` for the first connection."""
@@ -175,15 +178,17 @@ class MqttLink:
                         await self._on_connect(client)
                     self._set_state(ConnectionState.CONNECTED)
                     self._connected.set()
-                    fwd = asyncio.get_running_loop().create_task(self.forward())
+                    self._ensure_forwarding()
                     try:
                         async for msg in client.messages:
                             if self._on_message is not None:
                                 self._on_message(msg)
                     finally:
-                        fwd.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                            await fwd
+                        fwd, self._fwd_task = self._fwd_task, None
+                        if fwd is not None:
+                            fwd.cancel()
+                            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                                await fwd
             except aiomqtt.MqttError as exc:
                 log.info("%s: MQTT link down (%r); retry in %.1f s", self.name, exc, delay)
             finally:
@@ -218,7 +223,7 @@ class MqttLink:
         return n
 
     async def forward(self, batch: int = 500) -> None:
-        """Send buffered records in order until the buffer is empty."""
+        """Send buffered records in order until the buffer is empty or the link fails."""
         while True:
             async with self._lock:
                 client = self.client
@@ -232,11 +237,18 @@ class MqttLink:
                 if n < len(recs):
                     return
 
+    def _ensure_forwarding(self) -> None:
+        task = self._fwd_task
+        if self.client is not None and (task is None or task.done()):
+            self._fwd_task = asyncio.get_running_loop().create_task(self.forward())
+
     async def publish(self, msgs: Sequence[tuple[str, bytes]]) -> int:
         """Publish ``(topic, payload)`` messages; unacknowledged ones are buffered.
 
-        Returns the number of messages accepted (sent or buffered); fewer than
-        ``len(msgs)`` means the buffer was full (see ``buffer.stats()``).
+        While the buffer holds records, new messages queue behind them (order is
+        kept) and a forwarding task drains it. Returns the number of messages
+        accepted (sent or buffered); fewer than ``len(msgs)`` means the buffer was
+        full (see ``buffer.stats()``).
         """
         if not msgs:
             return 0
@@ -250,6 +262,7 @@ class MqttLink:
             if not rest:
                 return n
             stored = self.buffer.put(rest)
+        self._ensure_forwarding()
         if stored < len(rest):
             log.error(
                 "%s: store-and-forward buffer full (%d records); %d message(s) refused",
