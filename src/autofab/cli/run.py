@@ -37,7 +37,7 @@ def parse_speed(text: str) -> float | str:
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None:
         return "n/a"
-    return f"{100 * v:.1f} %" if pct else f"{v:,.3f}" if abs(v) < 100 else f"{v:,.1f}"
+    return f"{100 * v:.1f}%" if pct else f"{v:,.3f}" if abs(v) < 100 else f"{v:,.1f}"
 
 
 KPI_ROWS = (
@@ -56,29 +56,52 @@ KPI_ROWS = (
 
 
 def kpi_table(report: dict[str, Any]) -> Table:
-    """Rich table: one row per KPI, one column for the line and each other unit."""
+    """Rich table of the line KPIs, one row per KPI."""
     hours = report["duration_s"] / 3600
-    table = Table(title=f"{report['site']}: KPIs over {hours:g} h (seed {report['seed']})")
+    line = report.get("line")
+    table = Table(title=f"{report['site']}: line KPIs over {hours:g} h (seed {report['seed']})")
     table.add_column("KPI")
-    cols = [("line" + (f" ({report['line']})" if report.get("line") else ""), report["kpis"])]
-    cols += [(n, k) for n, k in report["units"].items() if n != report.get("line")]
-    for title, _ in cols:
-        table.add_column(title, justify="right")
+    table.add_column("line" + (f" ({line})" if line else ""), justify="right")
+    k = report["kpis"]
     for label, key, pct in KPI_ROWS:
-        cells = []
-        for _, k in cols:
-            if key == "parts":
-                cells.append(f"{k['parts_good']:,.0f} / {k['parts_total']:,.0f}")
-            else:
-                cells.append(_fmt(k.get(key), pct))
-        table.add_row(label, *cells)
+        if key == "parts":
+            cell = f"{k['parts_good']:,.0f} / {k['parts_total']:,.0f}"
+        else:
+            cell = _fmt(k.get(key), pct)
+        table.add_row(label, cell)
+    return table
+
+
+def unit_table(report: dict[str, Any]) -> Table:
+    """Rich table of the stations' KPIs, one row per station."""
+    table = Table(title="stations")
+    cols = (
+        ("station", None),
+        ("OEE", "oee"),
+        ("avail.", "availability"),
+        ("effect.", "effectiveness"),
+        ("quality", "quality"),
+        ("idle", "idle_fraction"),
+        ("good", "parts_good"),
+        ("kWh", "energy_kwh"),
+    )
+    for title, _ in cols:
+        table.add_column(title, justify="left" if title == "station" else "right")
+    for name, k in report["units"].items():
+        if name == report.get("line"):
+            continue
+        cells = [name]
+        for _, key in cols[1:]:
+            pct = key not in ("parts_good", "energy_kwh")
+            cells.append(_fmt(k.get(key), pct) if pct else f"{k.get(key) or 0:,.0f}")
+        table.add_row(*cells)
     return table
 
 
 def loop_table(report: dict[str, Any]) -> Table:
     """Rich table of the control loops."""
     table = Table(title="control loops")
-    for c in ("loop", "controller", "mode", "IAE", "limit violations", "guard interventions"):
+    for c in ("loop", "controller", "mode", "IAE", "CV limit viol.", "guard actions"):
         table.add_column(c, justify="left" if c in ("loop", "controller", "mode") else "right")
     for lp in report["loops"]:
         table.add_row(
@@ -155,6 +178,8 @@ def register(app: typer.Typer) -> None:
         settings.report_path.parent.mkdir(parents=True, exist_ok=True)
         settings.report_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         console.print(kpi_table(result))
+        if len(result["units"]) > 1:
+            console.print(unit_table(result))
         if result["loops"]:
             console.print(loop_table(result))
         console.print(

@@ -34,16 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from autofab.control.base import Action, Controller, FloatArray, Observation
 from autofab.errors import ConfigError, NotFittedError
-
-if TYPE_CHECKING:
-    from autofab.core.base import Tag
-    from autofab.site.base import LoopConfig
 
 Param = float | Sequence[float] | FloatArray
 
@@ -118,21 +114,6 @@ class PIDController(Controller):
         self._nch: int | None = None
         self._state: dict[str, FloatArray] = {}
         self._pending: FloatArray | None = None
-
-    @classmethod
-    def from_loop_config(
-        cls, cfg: LoopConfig, cv_tags: Sequence[Tag], mv_tags: Sequence[Tag]
-    ) -> PIDController:
-        """PID of a site-file loop: its ``params`` plus the loop period and MV limits.
-
-        ``u_lo``/``u_hi`` default to the loop's ``limits.mv_lo``/``mv_hi``, else
-        the MV tags' ranges; ``params`` may override any of them.
-        """
-        lim = cfg.limits
-        lo = lim.mv_lo if lim.mv_lo is not None else [t.lo for t in mv_tags]
-        hi = lim.mv_hi if lim.mv_hi is not None else [t.hi for t in mv_tags]
-        kwargs: dict[str, Any] = {"dt": cfg.period_s, "u_lo": lo, "u_hi": hi, **cfg.params}
-        return cls(**kwargs)
 
     # ------------------------------------------------------------------ setup
     def _validate(self) -> None:
@@ -270,9 +251,12 @@ class PIDController(Controller):
                 sp=np.where(good, sp, np.nan),
             )
             st["v"] = st["u"].copy()
+        # bad channels are computed on zeros and discarded below
+        y = np.where(good, y, 0.0)
+        sp = np.where(good, sp, 0.0)
         e = sp - y
         p = self._kp * (self._b * sp - y)
-        dy = np.where(np.isfinite(st["y"]), y - st["y"], 0.0)
+        dy = np.where(np.isfinite(st["y"]), y - np.nan_to_num(st["y"]), 0.0)
         d = self._ad * st["d"] - self._bd * dy
         v = p + st["i"] + d
         u = np.clip(v, self._lo, self._hi)
@@ -293,7 +277,8 @@ class PIDController(Controller):
         }
         if not np.all(good):
             bad = [int(k) for k in np.flatnonzero(~good)]
-            what = "measurement" if not np.all(np.isfinite(y)) else "setpoint"
+            y_raw = np.asarray(observation.y, dtype=np.float64).ravel()
+            what = "measurement" if not np.all(np.isfinite(y_raw)) else "setpoint"
             info["fallback"] = f"non-finite {what} on channel(s) {bad}: holding previous output"
             info["fallback_channels"] = bad
         return Action(st["u"].copy(), info)
@@ -362,7 +347,7 @@ class PIDController(Controller):
         if st:
             ok = np.isfinite(st["y"]) & np.isfinite(st["sp"])
             p_new = np.where(ok, self._kp * (self._b * st["sp"] - st["y"]), st["p"])
-            st["i"] = st["v"] - p_new - st["d"]
+            st["i"] = st["i"] + st["p"] - p_new  # keeps P + I (hence the output) unchanged
             st["p"] = p_new
 
     @classmethod

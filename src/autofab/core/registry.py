@@ -20,6 +20,7 @@ KINDS = ("twin", "controller", "historian", "connector", "detector", "scheduler"
 BUILTIN: dict[str, dict[str, str]] = {
     "twin": {
         "cure_oven": "autofab.twins.cure_oven:CureOven",
+        "ois_line": "autofab.twins.ois_line:OisLine",
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",

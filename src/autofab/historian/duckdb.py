@@ -207,6 +207,7 @@ class DuckDBHistorian(Historian):
         self._buf_since = 0.0
         self._ids: dict[str, int] = {}
         self._paths: dict[int, str] = {}
+        self._next_id = 1
         self._new_tags: dict[int, Tag] = {}
         self._last: dict[int, tuple[int, float, int]] = {}  # tag_id -> (ts_us, value, q)
         self._watermark: int | None = None
@@ -232,6 +233,7 @@ class DuckDBHistorian(Historian):
         for tag_id, path, last_ts, last_value, last_q in rows.fetchall():
             self._ids[path] = tag_id
             self._paths[tag_id] = path
+            self._next_id = max(self._next_id, tag_id + 1)
             if last_ts is not None:
                 self._last[tag_id] = (int(last_ts), float(last_value), int(last_q))
         stored_rollup = meta.get("rollup_us")
@@ -258,7 +260,11 @@ class DuckDBHistorian(Historian):
                 con.commit()
 
     def _put_meta(self, key: str, value: str) -> None:
-        self._con.execute("INSERT OR REPLACE INTO meta VALUES ($1, $2)", [key, value])
+        row = self._con.execute(
+            "UPDATE meta SET value = $2 WHERE key = $1", [key, value]
+        ).fetchone()
+        if not row or not row[0]:
+            self._con.execute("INSERT INTO meta VALUES ($1, $2)", [key, value])
 
     def _check_open(self, writing: bool = False) -> None:
         if self._closed:
@@ -285,19 +291,35 @@ class DuckDBHistorian(Historian):
     def _write_tags(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        self._con.executemany(
-            "INSERT INTO tags (tag_id, path, unit, lo, hi, kind, description) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tag_id) DO UPDATE SET "
-            "unit = excluded.unit, lo = excluded.lo, hi = excluded.hi, kind = excluded.kind, "
-            "description = excluded.description",
-            rows,
+        cols = list(zip(*rows, strict=True))
+        table = pa.table(
+            {
+                "tag_id": pa.array(cols[0], pa.int32()),
+                "path": pa.array(cols[1], pa.string()),
+                "unit": pa.array(cols[2], pa.string()),
+                "lo": pa.array(cols[3], pa.float64()),
+                "hi": pa.array(cols[4], pa.float64()),
+                "kind": pa.array(cols[5], pa.string()),
+                "description": pa.array(cols[6], pa.string()),
+            }
         )
+        self._con.register("_tags", table)
+        try:
+            self._con.execute(
+                "INSERT INTO tags (tag_id, path, unit, lo, hi, kind, description) "
+                "SELECT * FROM _tags ON CONFLICT (tag_id) DO UPDATE SET unit = excluded.unit, "
+                "lo = excluded.lo, hi = excluded.hi, kind = excluded.kind, "
+                "description = excluded.description"
+            )
+        finally:
+            self._con.unregister("_tags")
 
     def _tag_id(self, path: str) -> int:
         tag_id = self._ids.get(path)
         if tag_id is None:
             validate_path(path)
-            tag_id = max(self._paths, default=0) + 1
+            tag_id = self._next_id
+            self._next_id += 1
             self._ids[path] = tag_id
             self._paths[tag_id] = path
             self._new_tags[tag_id] = Tag(path)
@@ -391,15 +413,16 @@ class DuckDBHistorian(Historian):
             if not self._buf and not new_tags:
                 return 0
             chunks, self._buf, self._buf_n = self._buf, [], 0
+            watermark = self._watermark
             con = self._con
             con.begin()
             try:
                 self._write_tags(new_tags)
                 written = self._write(chunks) if chunks else 0
-                self._put_meta("watermark_us", str(self._watermark or ""))
                 con.commit()
             except BaseException:
                 con.rollback()
+                self._watermark = watermark
                 self._buf = chunks + self._buf
                 self._buf_n = sum(len(c[0]) for c in self._buf)
                 self._reload_last()

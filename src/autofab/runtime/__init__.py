@@ -1,7 +1,7 @@
 """Runtime: wires a site together and runs it on one clock."""
 
 from autofab.runtime.base import REPORT_SCHEMA_VERSION, RunSettings, jsonable
-from autofab.runtime.loops import LoopRunner, build_controller
+from autofab.runtime.loops import LoopRunner
 from autofab.runtime.runtime import Runtime, open_historian
 from autofab.runtime.scheduler import Job, Scheduler
 
@@ -12,7 +12,6 @@ __all__ = [
     "RunSettings",
     "Runtime",
     "Scheduler",
-    "build_controller",
     "jsonable",
     "open_historian",
 ]

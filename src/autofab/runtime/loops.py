@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from autofab.control.base import Controller, LoopMode, Observation
+from autofab.control.base import LoopMode, Observation
 from autofab.control.safety import GuardedLoop, SafetyGuard, require_guarded
-from autofab.core import registry
 from autofab.core.base import Quality, Sample, Tag, TagKind
 from autofab.core.bus import Bus
 from autofab.errors import ConfigError
@@ -32,31 +31,6 @@ def _as_array(v: float | Sequence[float] | None, n: int) -> np.ndarray | None:
         return None
     a = np.atleast_1d(np.asarray(v, dtype=np.float64))
     return np.repeat(a, n) if a.size == 1 and n > 1 else a
-
-
-def build_controller(
-    cfg: LoopConfig, cv_tags: Sequence[Tag], mv_tags: Sequence[Tag], source: str
-) -> Controller:
-    """Instantiate the loop's controller plugin from its site-file entry.
-
-    A controller class with ``from_loop_config(cfg, cv_tags, mv_tags)`` builds
-    itself (limits, period); any other is called with ``**cfg.params``.
-    """
-    field = f"loops.{cfg.name}"
-    try:
-        cls = registry.load("controller", cfg.controller)
-    except ConfigError as exc:
-        raise ConfigError(exc.message, source=source, field=f"{field}.controller") from exc
-    try:
-        if hasattr(cls, "from_loop_config"):
-            ctrl: Controller = cls.from_loop_config(cfg, cv_tags, mv_tags)
-        else:
-            ctrl = cls(**cfg.params)
-    except ConfigError as exc:
-        raise ConfigError(exc.message, source=source, field=exc.field or f"{field}.params") from exc
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc), source=source, field=f"{field}.params") from exc
-    return ctrl
 
 
 class LoopRunner:
@@ -141,6 +115,12 @@ class LoopRunner:
         out.append(Tag(self.mode_out, "1", 0, 2, TagKind.STATE, "0 manual, 1 advisory, 2 auto"))
         out.append(Tag(self.interventions_out, "1", 0, math.inf, TagKind.COUNTER, "guard actions"))
         return out
+
+    async def start_from_plant(self, read: Callable[[list[str]], Awaitable[list[float]]]) -> None:
+        """Take the plant's current MV values as the previous action (bumpless start)."""
+        u = np.asarray(await read([t.path for t in self.mv_tags]), dtype=np.float64)
+        if np.all(np.isfinite(u)):
+            self._u_prev = u
 
     def set_mode(self, mode: LoopMode, t: float, reason: str, user: str = "system") -> None:
         """Change the loop mode (recorded by the guard and in the run's events)."""

@@ -18,7 +18,7 @@ from typing import Any
 from autofab.connectors.base import Connector, SteppedConnector
 from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
-from autofab.control.safety import GuardedLoop, SafetyGuard
+from autofab.control.safety import GuardedLoop
 from autofab.core import registry
 from autofab.core.base import Tag
 from autofab.core.bus import Bus, Overflow
@@ -27,7 +27,7 @@ from autofab.errors import ConfigError
 from autofab.historian.base import Historian
 from autofab.kpi import Tariff, UnitAccumulator, UnitTags, WorkUnitElements, compute_all
 from autofab.runtime.base import REPORT_SCHEMA_VERSION, RunSettings, jsonable
-from autofab.runtime.loops import LoopRunner, build_controller
+from autofab.runtime.loops import LoopRunner
 from autofab.runtime.scheduler import Job, Scheduler
 from autofab.site.base import HistorianConfig, SiteConfig
 from autofab.site.loader import load_site
@@ -199,16 +199,15 @@ class Runtime:
         aliases.update({f"cv{j}": t.path for j, t in enumerate(cv)})
         aliases.update({f"mv{j}": t.path for j, t in enumerate(mv)})
         try:
-            guard = SafetyGuard.from_loop_config(cfg, mv, cv, aliases)
+            loop = GuardedLoop.from_loop_config(cfg, mv, cv, aliases)
         except ConfigError as exc:
             raise ConfigError(exc.message, source=self.source, field=exc.field or field) from exc
-        controller = build_controller(cfg, cv, mv, self.source)
         return LoopRunner(
             cfg,
             cv_tags=cv,
             mv_tags=mv,
             sp_tags=sp_tags,
-            loop=GuardedLoop(controller, guard),
+            loop=loop,
             bus=self.bus,
             write=self.write,
             tag_prefix=self.site.site.prefix,
@@ -233,6 +232,13 @@ class Runtime:
         if conn is None:
             raise ConfigError(f"{tag!r} is not a writable tag of any connector")
         await conn.write(tag, value)
+
+    async def _read_mvs(self, tags: list[str]) -> list[float]:
+        out = []
+        for tag in tags:
+            (s,) = await self._owner[tag].read([tag])
+            out.append(s.value)
+        return out
 
     def loop(self, name: str) -> LoopRunner:
         """The loop called ``name``."""
@@ -299,6 +305,7 @@ class Runtime:
                     tasks.append(asyncio.create_task(self._pump(conn)))
             for lr in self.loops:
                 lr.loop.reset(self.settings.seed)
+                await lr.start_from_plant(self._read_mvs)
                 self.scheduler.add(Job(f"loop:{lr.name}", lr.period, self._looper(lr), PRIO_LOOP))
             last_flush = [time.monotonic()]
             interval = self.site.historian.flush_interval_s

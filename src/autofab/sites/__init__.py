@@ -7,7 +7,7 @@ from pathlib import Path
 
 from autofab.errors import ConfigError
 
-DEFAULT_SITE = "cure_line"
+DEFAULT_SITE = "ois_line"
 """The site ``autofab run`` runs when given none."""
 
 

@@ -89,6 +89,8 @@ from autofab.twins.physics import (
     KELVIN,
     R_GAS,
     PlantParams,
+    clip_action,
+    clip_obs,
     first_order_factor,
     parse_params,
     zoh,
@@ -116,7 +118,7 @@ class CureOvenParams(PlantParams):
     part_ha_kw_k: float = Field(default=0.00075, gt=0)
     t_damage_degc: float = 180.0
     alpha_spec: float = Field(default=0.90, gt=0, lt=1)
-    cure_noise: float = Field(default=0.003, ge=0)
+    cure_noise: float = Field(default=0.003, ge=0)  # std of the cure-degree measurement
     a1_per_s: float = Field(default=4.0e5, gt=0)
     e1_j_mol: float = Field(default=70_000.0, gt=0)
     a2_per_s: float = Field(default=1.0e5, ge=0)
@@ -154,18 +156,37 @@ def kamal_sourour_rate(alpha: FloatArray, t_k: FloatArray, p: CureOvenParams) ->
     inv = -1.0 / (R_GAS * t_k)
     k1 = p.a1_per_s * np.exp(p.e1_j_mol * inv)
     k2 = p.a2_per_s * np.exp(p.e2_j_mol * inv)
-    a = np.clip(alpha, 0.0, 1.0)
-    am = a if p.m == 1.0 else a**p.m
-    out: FloatArray = (k1 + k2 * am) * (1.0 - a) ** p.n
+    return _rate(np.clip(alpha, 0.0, 1.0), k1, k2, p.m, p.n)
+
+
+def _rate(alpha: FloatArray, k1: FloatArray, k2: FloatArray, m: float, n: float) -> FloatArray:
+    """Kamal-Sourour rate for ``0 <= alpha <= 1`` (not checked)."""
+    am = alpha if m == 1.0 else alpha**m
+    b = 1.0 - alpha
+    if n == 1.5:
+        bn = b * np.sqrt(b)
+    elif n == 1.0:
+        bn = b
+    elif n == 2.0:
+        bn = b * b
+    else:
+        bn = b**n
+    out: FloatArray = (k1 + k2 * am) * bn
     return out
+
+
+_MINUS_INV_R = -1.0 / R_GAS
 
 
 class OvenCore:
     """The oven's physics without tags: zones, heaters, sensors, parts on the conveyor.
 
-    Used by :class:`CureOven` and composed into line plants. Parts are kept in
-    fixed-size arrays (a slot is free when ``active`` is false); all parts move
-    at the conveyor speed, so they leave in the order they entered.
+    Used by :class:`CureOven` and composed into line plants. All parts move at
+    the conveyor speed, so they leave in the order they entered: the parts in
+    the oven are the contiguous slice ``[head, end)`` of preallocated arrays,
+    oldest (furthest along) first. The Arrhenius constants of each part are
+    kept from the end of one step to the start of the next, so a Heun step
+    costs two exponentials per part.
     """
 
     def __init__(self, p: CureOvenParams, capacity: int | None = None) -> None:
@@ -176,6 +197,7 @@ class OvenCore:
         residence = p.length_m / p.speed_m_s
         cap = capacity or math.ceil(residence / p.part_interval_s) + 8
         self.cap = max(cap, 8)
+        self._size = 2 * self.cap
         # linear model: state [P_heater (n), T_zone (n), T_sensor (n)], kW / degC
         ua = np.full(n, p.ua_zone_kw_k)
         ua[0] += p.ua_opening_kw_k
@@ -202,27 +224,56 @@ class OvenCore:
         a[2 * n :, n : 2 * n] = eye / ts
         a[2 * n :, 2 * n :] = -eye / ts
         self.ad, self.bd = zoh(a, b, p.dt)
-        self.bd_u = np.ascontiguousarray(self.bd[:, :n])
-        self.bd_q = np.ascontiguousarray(self.bd[:, n : 2 * n])
-        self.bd_amb = self.bd[:, 2 * n] * p.t_amb_degc
+        # one matrix on z = [x, u, q_parts, 1]: x+ = m_aug @ z
+        self.m_aug = np.hstack(
+            [self.ad, self.bd[:, : 2 * n], (self.bd[:, 2 * n] * p.t_amb_degc)[:, None]]
+        )
         self.part_factor = first_order_factor(p.dt, p.part_mc_kj_k / p.part_ha_kw_k)
         self.step_m = p.speed_m_s * p.dt
+        self._heat_scale = p.part_mc_kj_k / p.dt
+        self._inv_len = (1.0 - 1e-12) / self.zone_len  # pos < length -> zone < n
+        t_amb_k = p.t_amb_degc + KELVIN
+        self._k1_amb = p.a1_per_s * math.exp(-p.e1_j_mol / (R_GAS * t_amb_k))
+        self._k2_amb = p.a2_per_s * math.exp(-p.e2_j_mol / (R_GAS * t_amb_k))
+        self._e_col = np.array([[p.e1_j_mol], [p.e2_j_mol]])
+        self._a_col = np.array([[p.a1_per_s], [p.a2_per_s]])
         self.reset()
 
     def reset(self) -> None:
         """Cold, empty oven at ambient temperature."""
-        n, cap = self.n, self.cap
-        self.x = np.zeros(3 * self.n)
+        n, size = self.n, self._size
+        self.z = np.zeros(5 * n + 1)
+        self.z[-1] = 1.0
+        self.x = self.z[: 3 * n]
         self.x[n:] = self.p.t_amb_degc
-        self.q_parts = np.zeros(n)
-        self.pos = np.zeros(cap)
-        self.tp = np.full(cap, self.p.t_amb_degc)
-        self.alpha = np.zeros(cap)
-        self.damaged = np.zeros(cap, dtype=bool)
-        self.active = np.zeros(cap, dtype=bool)
-        self.ids = np.zeros(cap)
-        self.n_active = 0
-        self._next_slot = 0
+        self.pos = np.zeros(size)
+        self.tp = np.full(size, self.p.t_amb_degc)
+        self.alpha = np.zeros(size)
+        self.damaged = np.zeros(size, dtype=bool)
+        self.ids = np.zeros(size)
+        self.kk = np.zeros((2, size))  # Arrhenius k1, k2 at each part's temperature
+        self.head = 0
+        self.end = 0
+
+    @property
+    def n_active(self) -> int:
+        """Number of parts in the oven."""
+        return self.end - self.head
+
+    @property
+    def q_parts(self) -> FloatArray:
+        """Heat taken by the parts in each zone during the last step, kW."""
+        return self.z[4 * self.n : 5 * self.n]
+
+    def parts(self) -> dict[str, FloatArray]:
+        """Copies of the parts in the oven, oldest first (pos m, temp degC, alpha, damaged)."""
+        sl = slice(self.head, self.end)
+        return {
+            "pos": self.pos[sl].copy(),
+            "temp": self.tp[sl].copy(),
+            "alpha": self.alpha[sl].copy(),
+            "damaged": self.damaged[sl].astype(np.float64),
+        }
 
     def steady_state(self, power_kw: FloatArray, q_parts_kw: FloatArray | None = None) -> None:
         """Set the zones to the steady state for constant heater ``power_kw`` (kW)."""
@@ -248,58 +299,71 @@ class OvenCore:
         """Heat delivered by the heaters, kW."""
         return self.x[: self.n]
 
-    def load(self, part_id: float = 0.0) -> bool:
-        """Put a part at the oven entrance; False when the oven is full."""
+    def load(self, part_id: float = 0.0, alpha0: float = 0.0) -> bool:
+        """Put a part (cure degree ``alpha0``) at the oven entrance; False when full."""
         if self.n_active >= self.cap:
             return False
-        s = self._next_slot
-        while self.active[s]:
-            s = (s + 1) % self.cap
-        self._next_slot = (s + 1) % self.cap
-        self.active[s] = True
+        if self.end == self._size:  # compact the live slice to the front
+            h, e = self.head, self.end
+            for arr in (self.pos, self.tp, self.alpha, self.damaged, self.ids):
+                arr[: e - h] = arr[h:e]
+            self.kk[:, : e - h] = self.kk[:, h:e]
+            self.head, self.end = 0, e - h
+        s = self.end
         self.pos[s] = 0.0
         self.tp[s] = self.p.t_amb_degc
-        self.alpha[s] = 0.0
+        self.alpha[s] = alpha0
         self.damaged[s] = False
         self.ids[s] = part_id
-        self.n_active += 1
+        self.kk[0, s] = self._k1_amb
+        self.kk[1, s] = self._k2_amb
+        self.end = s + 1
         return True
 
     def advance(self, power_kw: FloatArray, moving: bool) -> ExitedParts | None:
         """Advance one ``dt`` with electrical heater power ``power_kw`` (kW).
 
-        Returns the parts that left the oven in this step (None if none).
+        Returns the parts that left the oven in this step, oldest first (None if none).
         """
-        self.x = self.ad @ self.x + self.bd_u @ power_kw + self.bd_q @ self.q_parts + self.bd_amb
-        if self.n_active == 0:
-            self.q_parts[:] = 0.0
+        n = self.n
+        z = self.z
+        z[3 * n : 4 * n] = power_kw
+        z[: 3 * n] = self.m_aug @ z
+        h, e = self.head, self.end
+        if e == h:
+            z[4 * n : 5 * n] = 0.0
             return None
-        act = self.active
         p = self.p
-        zone = np.minimum((self.pos * (1.0 / self.zone_len)).astype(np.intp), self.n - 1)
-        tz = self.t_zone[zone]
-        tp0 = self.tp
-        tp1 = tp0 + (tz - tp0) * self.part_factor
-        heat = np.where(act, (tp1 - tp0) * (p.part_mc_kj_k / p.dt), 0.0)
-        self.q_parts = np.bincount(zone, weights=heat, minlength=self.n)  # type: ignore[assignment]
-        r0 = kamal_sourour_rate(self.alpha, tp0 + KELVIN, p)
-        a_pred = self.alpha + p.dt * r0
-        r1 = kamal_sourour_rate(a_pred, tp1 + KELVIN, p)
-        self.alpha = np.minimum(self.alpha + 0.5 * p.dt * (r0 + r1), 1.0)
-        self.tp = tp1
-        self.damaged |= tp1 > p.t_damage_degc
+        pos = self.pos[h:e]
+        zone = (pos * self._inv_len).astype(np.intp)
+        tp = self.tp[h:e]
+        d_tp = (z[n : 2 * n][zone] - tp) * self.part_factor
+        tp += d_tp
+        z[4 * n : 5 * n] = np.bincount(zone, weights=d_tp * self._heat_scale, minlength=n)
+        alpha = self.alpha[h:e]
+        kk0 = self.kk[:, h:e]
+        r0 = _rate(alpha, kk0[0], kk0[1], p.m, p.n)
+        kk1 = self._a_col * np.exp(self._e_col * (_MINUS_INV_R / (tp + KELVIN)))
+        a_pred = np.minimum(alpha + p.dt * r0, 1.0)
+        r1 = _rate(a_pred, kk1[0], kk1[1], p.m, p.n)
+        alpha += (0.5 * p.dt) * (r0 + r1)
+        np.minimum(alpha, 1.0, out=alpha)
+        kk0[:] = kk1
+        self.damaged[h:e] |= tp > p.t_damage_degc
         if not moving:
             return None
-        self.pos += self.step_m
-        out = act & (self.pos >= p.length_m)
-        if not out.any():
+        pos += self.step_m
+        k = 0
+        length = p.length_m
+        while k < e - h and pos[k] >= length:
+            k += 1
+        if k == 0:
             return None
-        exited = ExitedParts(self.ids[out].copy(), self.alpha[out].copy(), self.damaged[out].copy())
-        act[out] = False
-        self.n_active -= int(out.sum())
-        self.tp[out] = p.t_amb_degc
-        self.alpha[out] = 0.0
-        self.pos[out] = 0.0
+        sl = slice(h, h + k)
+        exited = ExitedParts(self.ids[sl].copy(), self.alpha[sl].copy(), self.damaged[sl].copy())
+        self.head = h + k
+        if self.head == self.end:
+            self.head = self.end = 0
         return exited
 
 
@@ -369,6 +433,8 @@ class CureOven(Plant):
         ]
         self.tags_out = tuple(out)
         self._build_spaces()
+        self._lo, self._hi = self.observation_space.low, self.observation_space.high
+        self._ulo, self._uhi = self.action_space.low, self.action_space.high
         self.core = OvenCore(p)
         self._eta = np.ones(n)
         self._reset_counters()
@@ -444,7 +510,7 @@ class CureOven(Plant):
                 self._advance(u0, count=False)
             self.core.x[: self.p.n_zones] = u0
             self._reset_counters()
-            self.last_alpha = float(self.core.alpha[self.core.active].max(initial=0.0))
+            self.last_alpha = float(self.core.parts()["alpha"].max(initial=0.0))
         self._power = u0 * self._eta
         return self._observe(), {"t": self.t}
 
@@ -463,6 +529,8 @@ class CureOven(Plant):
         if exited is not None:
             good = (exited.alpha >= p.alpha_spec) & ~exited.damaged
             self.last_alpha = float(exited.alpha[-1])
+            if p.cure_noise > 0:
+                self.last_alpha += p.cure_noise * float(self.np_random.standard_normal())
             if count:
                 self.parts_total += len(exited.alpha)
                 self.parts_good += int(good.sum())
@@ -476,18 +544,14 @@ class CureOven(Plant):
         y = np.empty(2 * n + 5)
         y[:n] = self.core.t_sensor + self.np_random.normal(0.0, self.p.noise_degc, n)
         y[n : 2 * n] = self._power
-        cure = self.last_alpha
-        if self.p.cure_noise > 0 and cure > 0:
-            cure += float(self.np_random.normal(0.0, self.p.cure_noise))
-        y[2 * n] = cure
+        y[2 * n] = self.last_alpha
         y[2 * n + 1] = float(self.state)
         y[2 * n + 2] = self.parts_total
         y[2 * n + 3] = self.parts_good
         y[2 * n + 4] = self.energy_kwh
-        return self._clip_obs(y)
+        return clip_obs(y, self._lo, self._hi)
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
         """Advance ``dt`` seconds with heater power demands ``action`` (kW per zone)."""
-        u = np.clip(np.asarray(action, dtype=np.float64), 0.0, self.p.p_max_kw)
-        self._advance(np.nan_to_num(u, nan=0.0))
+        self._advance(clip_action(action, self._ulo, self._uhi))
         return self._observe(), 0.0, False, False, {"t": self.t}

@@ -94,3 +94,19 @@ def arrhenius(a: float, e: float, t_k: FloatArray | float) -> Any:
         Absolute temperature, K.
     """
     return a * np.exp(-e / (R_GAS * np.asarray(t_k)))
+
+
+def clip_action(action: Any, lo: NDArray[Any], hi: NDArray[Any]) -> FloatArray:
+    """Action as float64 clipped to ``[lo, hi]``; NaN entries become ``lo`` (safe side)."""
+    a = np.asarray(action, dtype=np.float64)
+    out: FloatArray = np.fmin(np.fmax(a, lo), hi)
+    return out
+
+
+def clip_obs(y: FloatArray, lo: NDArray[Any], hi: NDArray[Any]) -> FloatArray:
+    """Clip an observation in place to ``[lo, hi]`` (NaN, if any, becomes 0 first)."""
+    if y.sum() != y.sum():  # NaN present (rare): same rule as Plant._clip_obs
+        np.nan_to_num(y, copy=False, nan=0.0)
+    np.minimum(y, hi, out=y)
+    np.maximum(y, lo, out=y)
+    return y

@@ -86,6 +86,7 @@ class Envelope:
             )
         if np.any(self.mv_rate <= 0):
             raise ConfigError(f"envelope mv_rate={self.mv_rate.tolist()} must be > 0 (MV unit/s)")
+        self._cache: dict[int, tuple[FloatArray, FloatArray, FloatArray]] = {}
         if np.any(self.cv_lo > self.cv_hi):
             raise ConfigError(
                 f"envelope cv_lo={self.cv_lo.tolist()} must be <= cv_hi={self.cv_hi.tolist()}",
@@ -97,12 +98,16 @@ class Envelope:
         return int(self.mv_lo.size)
 
     def bounds(self, size: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """``(mv_lo, mv_hi, mv_rate)`` broadcast to ``size`` channels."""
-        return (
-            np.broadcast_to(self.mv_lo, size),
-            np.broadcast_to(self.mv_hi, size),
-            np.broadcast_to(self.mv_rate, size),
-        )
+        """``(mv_lo, mv_hi, mv_rate)`` broadcast to ``size`` channels (read-only views)."""
+        hit = self._cache.get(size)
+        if hit is None:
+            hit = (
+                np.broadcast_to(self.mv_lo, size),
+                np.broadcast_to(self.mv_hi, size),
+                np.broadcast_to(self.mv_rate, size),
+            )
+            self._cache[size] = hit
+        return hit
 
     def contains(self, u: FloatArray) -> bool:
         """Whether ``u`` is finite and inside ``[mv_lo, mv_hi]``."""
@@ -124,8 +129,11 @@ class Envelope:
 
         Order: a non-finite entry is replaced by the previous value (or the
         low limit when there is none); then the rate limit around ``u_prev``;
-        then the hard limits. When ``u_prev`` is inside ``[mv_lo, mv_hi]`` the
-        rate window and the limits intersect, so the result satisfies both.
+        then the hard limits. Each changed channel yields one :class:`Clip`
+        naming the constraint that binds at the result (a hard limit when the
+        proposal was beyond it and the result sits on it, else the rate
+        limit). When ``u_prev`` is inside ``[mv_lo, mv_hi]`` the rate window
+        and the limits intersect, so the result satisfies both.
         ``dt`` that is not finite or ``<= 0`` allows no change.
         """
         a = np.asarray(u, dtype=np.float64).ravel().copy()
@@ -135,11 +143,13 @@ class Envelope:
         if prev is not None and prev.size != a.size:
             prev = None
         bad = ~np.isfinite(a)
-        if np.any(bad):
+        if bad.any():
             if prev is not None:
                 a = np.where(bad, np.where(np.isfinite(prev), prev, lo), a)
             else:
                 a = np.where(bad, lo, a)
+        win_lo = np.full(a.size, -np.inf)
+        win_hi = np.full(a.size, np.inf)
         if prev is not None:
             dt_ok = dt if math.isfinite(dt) and dt > 0 else 0.0
             ok = np.isfinite(prev)
@@ -147,15 +157,17 @@ class Envelope:
                 step = np.where(np.isinf(rate), np.inf, rate * dt_ok)
                 win_lo = np.where(ok, prev - step, -np.inf)
                 win_hi = np.where(ok, prev + step, np.inf)
-            for i in np.flatnonzero((a < win_lo) | (a > win_hi)):
-                bound = win_lo[i] if a[i] < win_lo[i] else win_hi[i]
-                clips.append(Clip(int(i), InterventionKind.RATE_LIMIT, float(bound)))
-            a = np.minimum(np.maximum(a, win_lo), win_hi)
-        for i in np.flatnonzero(a < lo):
-            clips.append(Clip(int(i), InterventionKind.CLAMP_LOW, float(lo[i])))
-        for i in np.flatnonzero(a > hi):
-            clips.append(Clip(int(i), InterventionKind.CLAMP_HIGH, float(hi[i])))
-        return np.minimum(np.maximum(a, lo), hi), clips
+        out = np.minimum(np.maximum(np.minimum(np.maximum(a, win_lo), win_hi), lo), hi)
+        # name the constraint that binds at the result
+        changed = out != a
+        for i in np.flatnonzero(changed) if changed.any() else ():
+            if a[i] > hi[i] and out[i] == hi[i]:
+                clips.append(Clip(int(i), InterventionKind.CLAMP_HIGH, float(hi[i])))
+            elif a[i] < lo[i] and out[i] == lo[i]:
+                clips.append(Clip(int(i), InterventionKind.CLAMP_LOW, float(lo[i])))
+            else:
+                clips.append(Clip(int(i), InterventionKind.RATE_LIMIT, float(out[i])))
+        return out, clips
 
     def project(self, u: FloatArray, u_prev: FloatArray | None, dt: float) -> FloatArray:
         """Guarded MV: inside ``[mv_lo, mv_hi]`` and within ``mv_rate*dt`` of ``u_prev``."""
@@ -164,11 +176,10 @@ class Envelope:
     def cv_violations(self, y: FloatArray) -> list[int]:
         """Indices of CVs outside ``[cv_lo, cv_hi]`` (NaN is not counted here)."""
         a = np.asarray(y, dtype=np.float64).ravel()
-        lo = np.broadcast_to(self.cv_lo, a.size) if self.cv_lo.size in (1, a.size) else None
-        hi = np.broadcast_to(self.cv_hi, a.size) if self.cv_hi.size in (1, a.size) else None
-        if lo is None or hi is None:
+        if self.cv_lo.size not in (1, a.size):
             return []
-        return [int(i) for i in np.flatnonzero((a < lo) | (a > hi))]
+        bad = (a < self.cv_lo) | (a > self.cv_hi)
+        return [int(i) for i in np.flatnonzero(bad)] if bad.any() else []
 
     def __repr__(self) -> str:
         return (

@@ -232,6 +232,10 @@ class SafetyGuard:
         return iv
 
     # --------------------------------------------------------------- checking
+    def current_mv(self, obs: Observation | None = None) -> FloatArray | None:
+        """The MV now on the plant: the guard's last write, else ``obs.u_prev``."""
+        return self._previous(obs)
+
     def _previous(self, obs: Observation | None) -> FloatArray | None:
         if self._wrote_last and self._u_last is not None:
             return self._u_last
@@ -450,84 +454,9 @@ class SafetyGuard:
         signal names of the loop's tags are aliases for interlocks (an
         explicit ``aliases`` entry wins).
         """
-        where = f"loops.{cfg.name}"
-        n = len(mv_tags)
-        if n == 0 or n != len(cfg.mv):
-            raise ConfigError(
-                f"{n} MV tag(s) resolved for {len(cfg.mv)} 'mv' entries", field=f"{where}.mv"
-            )
-        lim = cfg.limits
+        from autofab.control.safety.config import guard_from_loop_config
 
-        def vec(name: str, v: Any, size: int, default: float) -> FloatArray:
-            if v is None:
-                return np.full(size, default)
-            a = _arr(v)
-            if a.size not in (1, size):
-                raise ConfigError(
-                    f"has {a.size} entries; expected 1 or {size}", field=f"{where}.limits.{name}"
-                )
-            return np.broadcast_to(a, size).copy()
-
-        tag_lo = np.array([tg.lo for tg in mv_tags], dtype=np.float64)
-        tag_hi = np.array([tg.hi for tg in mv_tags], dtype=np.float64)
-        lo = np.maximum(tag_lo, vec("mv_lo", lim.mv_lo, n, -math.inf))
-        hi = np.minimum(tag_hi, vec("mv_hi", lim.mv_hi, n, math.inf))
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-            bad = [
-                tg.path
-                for tg, a, b in zip(mv_tags, lo, hi, strict=True)
-                if not (math.isfinite(a) and math.isfinite(b))
-            ]
-            raise ConfigError(
-                f"MV tag(s) {bad} have no finite range: give limits.mv_lo and "
-                "limits.mv_hi (a guarded MV needs finite hard limits)",
-                field=f"{where}.limits",
-            )
-        if np.any(lo > hi):
-            raise ConfigError(
-                f"limits [{lo.tolist()}, {hi.tolist()}] are empty after narrowing "
-                "the MV tags' ranges",
-                field=f"{where}.limits",
-            )
-        ncv = max(len(cv_tags), 1)
-        env = Envelope(
-            lo,
-            hi,
-            vec("mv_rate", lim.mv_rate, n, math.inf),
-            vec("cv_lo", lim.cv_lo, ncv, -math.inf),
-            vec("cv_hi", lim.cv_hi, ncv, math.inf),
-        )
-        names: dict[str, str] = {}
-        for tg in (*cv_tags, *mv_tags):
-            names.setdefault(tg.name, tg.path)
-        names.update(aliases)
-        ils: list[Interlock] = []
-        for i, expr in enumerate(cfg.interlocks):
-            try:
-                ils.extend(parse_interlocks([expr], names))
-            except ConfigError as exc:
-                raise ConfigError(exc.message, field=f"{where}.interlocks.{i}") from None
-        try:
-            return cls(
-                env,
-                name=cfg.name,
-                interlocks=ils,
-                stale_after_s=lim.stale_after_s,
-                hold_s=lim.hold_s,
-                fallback=cfg.fallback,
-                safe_value=cfg.safe_value,
-                mode=cfg.mode,
-                manual_value=cfg.manual_value,
-                aliases=names,
-                n_mv=n,
-                y_lo=[tg.lo for tg in cv_tags] or None,
-                y_hi=[tg.hi for tg in cv_tags] or None,
-                period_s=cfg.period_s,
-            )
-        except ConfigError as exc:
-            if exc.field:
-                raise
-            raise ConfigError(exc.message, field=where) from None
+        return guard_from_loop_config(cls, cfg, mv_tags, cv_tags, aliases)
 
 
 # --------------------------------------------------------------------- loop
@@ -568,6 +497,57 @@ class GuardedLoop:
         self.fallback = fallback
         self.step_budget_s = step_budget_s
         self._ready = False
+
+    @classmethod
+    def from_loop_config(
+        cls,
+        cfg: LoopConfig,
+        mv_tags: Sequence[Tag],
+        cv_tags: Sequence[Tag],
+        aliases: Mapping[str, str],
+    ) -> GuardedLoop:
+        """Build a site-file loop: controller from the registry, guard, fallback.
+
+        ``cfg.params`` are the controller's keyword arguments, except two
+        reserved keys: ``step_budget_s`` (watchdog budget, s) and ``fallback``
+        (``{"controller": name, "params": {...}}``, a fallback controller).
+        A controller that takes ``dt`` gets the loop period unless given; one
+        that takes ``u_lo``/``u_hi`` gets the guard's hard MV limits unless
+        given, so its own anti-windup sees them too.
+        """
+        from autofab.control.safety.config import build_controller
+
+        guard = SafetyGuard.from_loop_config(cfg, mv_tags, cv_tags, aliases)
+        params = dict(cfg.params)
+        budget = params.pop("step_budget_s", None)
+        fb_spec = params.pop("fallback", None)
+        where = f"loops.{cfg.name}"
+        controller = build_controller(
+            cfg.controller, params, cfg, guard, f"{where}.params", (cv_tags, mv_tags)
+        )
+        fallback = None
+        if fb_spec is not None:
+            if not isinstance(fb_spec, Mapping) or "controller" not in fb_spec:
+                raise ConfigError(
+                    "must be a mapping with 'controller' (a registered name) and optional 'params'",
+                    field=f"{where}.params.fallback",
+                )
+            fallback = build_controller(
+                str(fb_spec["controller"]),
+                dict(fb_spec.get("params") or {}),
+                cfg,
+                guard,
+                f"{where}.params.fallback.params",
+            )
+        try:
+            return cls(
+                controller,
+                guard,
+                fallback=fallback,
+                step_budget_s=None if budget is None else float(budget),
+            )
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), field=f"{where}.params.step_budget_s") from None
 
     @property
     def name(self) -> str:
@@ -692,7 +672,7 @@ class GuardedLoop:
         if act is not None:
             decision.info["controller_info"] = act.info
         # tell the controllers what was applied: in control -> track, else hand over
-        applied = decision.u if decision.write else self.guard._previous(obs)
+        applied = decision.u if decision.write else self.guard.current_mv(obs)
         in_control = decision.write and decision.info["source"] == "controller"
         if applied is not None:
             for c in (self.controller, self.fallback):
