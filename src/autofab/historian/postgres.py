@@ -510,7 +510,8 @@ class PostgresHistorian(Historian):
         """A historian on 127.0.0.1:5432 db ``test`` in schema ``autofab_contract``.
 
         The table name is derived from ``workdir`` (the same folder reopens the
-        same table); example tables older than an hour are dropped first.
+        same table); example tables older than an hour, or whose folder is gone,
+        are dropped first.
         """
         key = (
             hashlib.sha1(str(Path(workdir).resolve()).encode()).hexdigest()[:12]
@@ -529,14 +530,16 @@ class PostgresHistorian(Historian):
         for name, comment in rows:
             if name == h.table:
                 if not comment:
+                    note = f"autofab example {now:.0f} {workdir if workdir is not None else ''}"
                     conn.execute(
-                        sql.SQL("COMMENT ON TABLE {} IS {}").format(
-                            h._t(), sql.Literal(f"autofab example {now:.0f}")
-                        )
+                        sql.SQL("COMMENT ON TABLE {} IS {}").format(h._t(), sql.Literal(note))
                     )
                 continue
-            created = float(comment.rsplit(" ", 1)[-1]) if comment else 0.0
-            if created < now - 3600:
+            parts = (comment or "").split(" ", 3)
+            created = float(parts[2]) if len(parts) > 2 else 0.0
+            folder = parts[3] if len(parts) > 3 else ""
+            gone = bool(folder) and not Path(folder).exists()
+            if created < now - 3600 or gone:
                 for suffix in ("", "_tags"):
                     conn.execute(
                         sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(
