@@ -30,10 +30,15 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "historian": {
         "duckdb": "autofab.historian.duckdb:DuckDBHistorian",
+        "postgres": "autofab.historian.postgres:PostgresHistorian",
     },
     "connector": {
         "twin": "autofab.connectors.twin:TwinConnector",
         "replay": "autofab.connectors.replay:ReplayConnector",
+        "opcua": "autofab.connectors.opcua:OpcUaConnector",
+        "mqtt": "autofab.connectors.mqtt:MqttConnector",
+        "sparkplug": "autofab.connectors.sparkplug:SparkplugHost",
+        "modbus": "autofab.connectors.modbus:ModbusConnector",
     },
     "detector": {
         "pca": "autofab.monitor.pca:PCADetector",
