@@ -53,8 +53,12 @@ class ARX(DynamicModel):
         cols += [uc[lag - self.nk - j : n - self.nk - j] for j in range(self.nb)]
         return np.hstack(cols)
 
-    def fit(self, u: Any, y: Any) -> ARX:
-        """Fit to time-major ``u`` ``(n, n_inputs)`` and ``y`` ``(n, n_outputs)``."""
+    def fit(self, u: Any, y: Any, *, breaks: Any = ()) -> ARX:
+        """Fit to time-major ``u`` ``(n, n_inputs)`` and ``y`` ``(n, n_outputs)``.
+
+        ``breaks`` are sample indices where a new contiguous segment starts
+        (e.g. after an environment reset); regressors spanning one are dropped.
+        """
         if self.na < 1 or self.nb < 1 or self.nk < 1:
             raise ConfigError(f"ARX orders must be >= 1 (na={self.na}, nb={self.nb}, nk={self.nk})")
         u2, y2 = as_2d(u, "u"), as_2d(y, "y")
@@ -65,6 +69,8 @@ class ARX(DynamicModel):
         uc, yc = u2 - self.u_offset_, y2 - self.y_offset_
         phi = self._regressors(uc, yc)
         target = yc[self._lag() :]
+        keep = segment_mask(u2.shape[0], self._lag(), breaks)
+        phi, target = phi[keep], target[keep]
         lam = self.ridge * max(float(np.mean(phi**2)), 1e-12) * phi.shape[0]
         theta = np.linalg.solve(phi.T @ phi + lam * np.eye(phi.shape[1]), phi.T @ target)
         self.n_inputs_, self.n_outputs_ = u2.shape[1], y2.shape[1]
@@ -161,6 +167,15 @@ class ARX(DynamicModel):
         self._build_ss()
 
 
+def segment_mask(n: int, lag: int, breaks: Any) -> Any:
+    """Rows ``t = lag..n-1`` whose lag window ``(t-lag, t]`` contains no segment start."""
+    t = np.arange(lag, n)
+    keep = np.ones(t.shape[0], dtype=bool)
+    for b in breaks or ():
+        keep &= ~((t - lag < b) & (b <= t))
+    return keep
+
+
 def _simulate_ss(
     a: FloatArray,
     b: FloatArray,
@@ -187,6 +202,7 @@ def select_arx(
     na_range: tuple[int, ...] = (1, 2, 3),
     nb_range: tuple[int, ...] = (1, 2, 3),
     nk_range: tuple[int, ...] = (1, 2),
+    breaks: Any = (),
 ) -> tuple[ARX, float, dict[str, Any]]:
     """Choose ARX orders by multi-step simulation fit on held-out data.
 
@@ -197,12 +213,13 @@ def select_arx(
     from autofab.learn.validate import fit_score
 
     u2, y2 = as_2d(u, "u"), as_2d(y, "y")
-    n_fit = int(u2.shape[0] * (1 - holdout))
+    n_fit = holdout_start(u2.shape[0], holdout, breaks)
+    fit_breaks = [b for b in breaks if b < n_fit]
     best: tuple[float, tuple[int, int, int]] | None = None
     table: dict[str, float] = {}
     for na, nb, nk in itertools.product(na_range, nb_range, nk_range):
         try:
-            m = ARX(na, nb, nk).fit(u2[:n_fit], y2[:n_fit])
+            m = ARX(na, nb, nk).fit(u2[:n_fit], y2[:n_fit], breaks=fit_breaks)
         except (ConfigError, np.linalg.LinAlgError):
             continue
         w = 10
@@ -219,4 +236,17 @@ def select_arx(
     if best is None:
         raise ConfigError("no ARX candidate could be fitted; provide more data")
     na, nb, nk = best[1]
-    return ARX(na, nb, nk).fit(u2, y2), best[0], table
+    return ARX(na, nb, nk).fit(u2, y2, breaks=breaks), best[0], table
+
+
+def holdout_start(n: int, holdout: float, breaks: Any = ()) -> int:
+    """First index of the held-out window: the last ``holdout`` of the data, after any break."""
+    start = int(n * (1 - holdout))
+    later = [int(b) for b in breaks or () if b > start - 10]
+    if later:
+        start = max(later) + 10
+    if n - start < max(20, int(0.1 * n)):
+        raise ConfigError(
+            f"held-out window too short ({n - start} of {n} samples); use longer segments",
+        )
+    return start

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from autofab.errors import ConfigError
-from autofab.learn.arx import ARX
+from autofab.learn.arx import ARX, segment_mask
 from autofab.learn.base import DynamicModel, FloatArray, as_2d
 
 
@@ -55,8 +55,8 @@ class NARX(DynamicModel):
         cols += [uc[lag - self.nk - j : n - self.nk - j] for j in range(self.nb)]
         return np.hstack(cols)
 
-    def fit(self, u: Any, y: Any) -> NARX:
-        """Fit to time-major ``u`` and ``y``."""
+    def fit(self, u: Any, y: Any, *, breaks: Any = ()) -> NARX:
+        """Fit to time-major ``u`` and ``y`` (``breaks``: segment starts, see ARX.fit)."""
         u2, y2 = as_2d(u, "u"), as_2d(y, "y")
         if u2.shape[0] != y2.shape[0] or u2.shape[0] < 10 * self._lag() + 20:
             raise ConfigError("NARX needs u and y of equal length and at least 10*lag+20 samples")
@@ -68,6 +68,8 @@ class NARX(DynamicModel):
         phi = _poly(self._z(uc, yc))
         phi = np.hstack([phi, np.ones((phi.shape[0], 1))])
         target = yc[self._lag() :]
+        keep = segment_mask(u2.shape[0], self._lag(), breaks)
+        phi, target = phi[keep], target[keep]
         lam = self.ridge * phi.shape[0]
         self.coef_ = np.linalg.solve(phi.T @ phi + lam * np.eye(phi.shape[1]), phi.T @ target).T
         self.n_inputs_, self.n_outputs_ = u2.shape[1], y2.shape[1]
