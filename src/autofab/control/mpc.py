@@ -175,6 +175,16 @@ class LinearMPC(Controller):
         c = np.array([[0.0, 1.0]])
         return cls(a, b, c, dt=1.0, u_lo=0.0, u_hi=2.0, horizon=20, du_max=0.2, y_lo=-1.0, y_hi=1.5)
 
+    @property
+    def n_cv(self) -> int:
+        """Number of controlled variables."""
+        return int(self.ny)
+
+    @property
+    def n_mv(self) -> int:
+        """Number of manipulated variables."""
+        return int(self.nu)
+
     def _build(self) -> None:
         a, b, c = self.a, self.b, self.c
         nx, nu, ny, n, nc = self.nx, self.nu, self.ny, self.horizon, self.control_horizon
@@ -299,6 +309,7 @@ class LinearMPC(Controller):
         self._u_prev = np.clip(u_start, self.u_lo, self.u_hi) - self.u_offset
         self._err = 0.0
         self._steps = 0
+        self._init_state = x0 is None
         self._overruns = 0
         v = np.zeros(self._nv)
         p, a, q, lo, hi = self.qp_data(v)
@@ -333,9 +344,12 @@ class LinearMPC(Controller):
         if observation.u_prev is not None and np.all(np.isfinite(observation.u_prev)):
             self.track(observation.u_prev)
         est = self.estimator
+        if self._init_state:
+            self._initialise(y - self.y_offset)
         xa = est.update(y - self.y_offset)
         e = est.innovation / self.y_scale
-        self._err = 0.95 * self._err + 0.05 * float(e @ e) / self.ny
+        if self._steps >= 5:  # let the filter converge before judging the model
+            self._err = 0.95 * self._err + 0.05 * float(e @ e) / self.ny
         v = self._v
         nx, nu, ny = self.nx, self.nu, self.ny
         v[:nx] = xa[:nx]
@@ -388,6 +402,17 @@ class LinearMPC(Controller):
                 f"overrun ({elapsed * 1e3:.2f} ms > {self.step_budget_s * 1e3:.2f} ms)"
             )
         return Action(u=u_dev + self.u_offset, info=info)
+
+    def _initialise(self, y_dev: FloatArray) -> None:
+        """Start from the steady state of the MV in place, with ``d`` explaining the rest."""
+        self._init_state = False
+        try:
+            x_ss = np.linalg.solve(np.eye(self.nx) - self.a, self.b @ self._u_prev)
+        except np.linalg.LinAlgError:
+            x_ss = np.zeros(self.nx)
+        est = self.estimator
+        est.x_pred = np.concatenate([x_ss, y_dev - self.c @ x_ss])
+        est.x_post = est.x_pred.copy()
 
     def track(self, u_applied: FloatArray) -> None:
         """Use the MV actually applied (after the guard) for the next prediction."""

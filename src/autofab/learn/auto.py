@@ -44,6 +44,7 @@ class Identified:
     kind: str
     scores: dict[str, float] = field(default_factory=dict)
     linear: DynamicModel | None = None
+    data: tuple[FloatArray, FloatArray] | None = None
 
     @property
     def nonlinear(self) -> bool:
@@ -107,7 +108,11 @@ def identify(
             nl = NARX(na, nb, nk).fit(u2[:start], y2[:start], breaks=fit_breaks)
             x0 = nl.initial_state(u2[start - 10 : start], y2[start - 10 : start])
             y_sim = nl.simulate(u2[start:], x0)
-            s_nl = float(np.mean(fit_score(y2[start:], y_sim))) if np.all(np.isfinite(y_sim)) else -np.inf
+            s_nl = (
+                float(np.mean(fit_score(y2[start:], y_sim)))
+                if np.all(np.isfinite(y_sim))
+                else -np.inf
+            )
             scores["NARX"] = s_nl
             if s_nl > best[0] + nonlinear_gain:
                 best = (s_nl, "NARX", NARX(na, nb, nk).fit(u2, y2, breaks=breaks))
@@ -117,7 +122,9 @@ def identify(
     # validation figures: model of the same structure fitted without the held-out window
     held = _refit_without(model, u2, y2, start, breaks, (lo, hi), kind)
     val = validate(held, u2[start - 10 :], y2[start - 10 :], warmup=10, threshold=threshold)
-    return Identified(model=model, validation=val, kind=kind, scores=scores, linear=linear)
+    return Identified(
+        model=model, validation=val, kind=kind, scores=scores, linear=linear, data=(u2, y2)
+    )
 
 
 def _refit_without(
