@@ -210,7 +210,7 @@ def select_arx(
     free-run fit (mean over outputs) on the rest, refits the best on all data.
     Returns ``(model, held_out_fit, table)``.
     """
-    from autofab.learn.validate import fit_score
+    from autofab.learn.validate import holdout_score
 
     u2, y2 = as_2d(u, "u"), as_2d(y, "y")
     n_fit = holdout_start(u2.shape[0], holdout, breaks)
@@ -222,12 +222,7 @@ def select_arx(
             m = ARX(na, nb, nk).fit(u2[:n_fit], y2[:n_fit], breaks=fit_breaks)
         except (ConfigError, np.linalg.LinAlgError):
             continue
-        w = 10
-        x0 = m.initial_state(u2[n_fit - w : n_fit], y2[n_fit - w : n_fit])
-        y_sim = m.simulate(u2[n_fit:], x0)
-        score = (
-            float(np.mean(fit_score(y2[n_fit:], y_sim))) if np.all(np.isfinite(y_sim)) else -np.inf
-        )
+        score = holdout_score(m, u2, y2, n_fit, breaks)
         # prefer smaller models unless the gain is clear
         score -= 0.002 * (na + nb + nk)
         table[f"na={na},nb={nb},nk={nk}"] = score
@@ -242,9 +237,9 @@ def select_arx(
 def holdout_start(n: int, holdout: float, breaks: Any = ()) -> int:
     """First index of the held-out window: the last ``holdout`` of the data, after any break."""
     start = int(n * (1 - holdout))
-    later = [int(b) for b in breaks or () if b > start - 10]
-    if later:
-        start = max(later) + 10
+    near = [int(b) for b in breaks or () if start - 10 < b <= start + 10]
+    if near:
+        start = max(near) + 10
     if n - start < max(20, int(0.1 * n)):
         raise ConfigError(
             f"held-out window too short ({n - start} of {n} samples); use longer segments",

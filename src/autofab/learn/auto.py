@@ -20,7 +20,7 @@ from autofab.learn.arx import holdout_start, select_arx
 from autofab.learn.base import DynamicModel, FloatArray, Validation, as_2d
 from autofab.learn.narx import NARX
 from autofab.learn.subspace import select_n4sid
-from autofab.learn.validate import fit_score, validate
+from autofab.learn.validate import holdout_score, validate
 
 
 @dataclass
@@ -106,13 +106,7 @@ def identify(
         nk = getattr(arx, "nk", 1)
         try:
             nl = NARX(na, nb, nk).fit(u2[:start], y2[:start], breaks=fit_breaks)
-            x0 = nl.initial_state(u2[start - 10 : start], y2[start - 10 : start])
-            y_sim = nl.simulate(u2[start:], x0)
-            s_nl = (
-                float(np.mean(fit_score(y2[start:], y_sim)))
-                if np.all(np.isfinite(y_sim))
-                else -np.inf
-            )
+            s_nl = holdout_score(nl, u2, y2, start, breaks)
             scores["NARX"] = s_nl
             if s_nl > best[0] + nonlinear_gain:
                 best = (s_nl, "NARX", NARX(na, nb, nk).fit(u2, y2, breaks=breaks))
@@ -121,7 +115,10 @@ def identify(
     kind, model = best[1], best[2]
     # validation figures: model of the same structure fitted without the held-out window
     held = _refit_without(model, u2, y2, start, breaks, (lo, hi), kind)
-    val = validate(held, u2[start - 10 :], y2[start - 10 :], warmup=10, threshold=threshold)
+    rel = [b - (start - 10) for b in breaks or () if b > start]
+    val = validate(
+        held, u2[start - 10 :], y2[start - 10 :], warmup=10, threshold=threshold, breaks=rel
+    )
     return Identified(
         model=model, validation=val, kind=kind, scores=scores, linear=linear, data=(u2, y2)
     )

@@ -163,7 +163,7 @@ def select_n4sid(
     horizon: int = 10,
 ) -> tuple[N4SID, float, dict[str, Any]]:
     """Choose the N4SID order by simulation fit on held-out data."""
-    from autofab.learn.validate import fit_score
+    from autofab.learn.validate import holdout_score
 
     u2, y2 = as_2d(u, "u"), as_2d(y, "y")
     n_fit = int(u2.shape[0] * (1 - holdout))
@@ -174,12 +174,7 @@ def select_n4sid(
             m = N4SID(n, horizon).fit(u2[:n_fit], y2[:n_fit])
         except (ConfigError, np.linalg.LinAlgError):
             continue
-        w = max(2 * n, 10)
-        x0 = m.initial_state(u2[n_fit - w : n_fit], y2[n_fit - w : n_fit])
-        y_sim = m.simulate(u2[n_fit:], x0)
-        score = (
-            float(np.mean(fit_score(y2[n_fit:], y_sim))) if np.all(np.isfinite(y_sim)) else -np.inf
-        )
+        score = holdout_score(m, u2, y2, n_fit)
         score -= 0.003 * n
         table[f"n={n}"] = score
         if best is None or score > best[0]:

@@ -24,6 +24,48 @@ def fit_score(y: FloatArray, y_hat: FloatArray) -> FloatArray:
     return np.asarray(1.0 - num / den)
 
 
+def sim_fit(
+    model: DynamicModel,
+    u: FloatArray,
+    y: FloatArray,
+    start: int,
+    breaks: Any = (),
+    warm: int = 10,
+) -> tuple[FloatArray, FloatArray]:
+    """Free-run simulation of ``y[start:]`` segment by segment; returns ``(y_true, y_sim)``.
+
+    The first segment starts from the state estimated on ``[start - warm, start)``;
+    each later segment (after a break) uses its own first ``warm`` samples.
+    """
+    n = u.shape[0]
+    cuts = [start, *sorted(int(b) for b in breaks or () if start < b < n), n]
+    trues, sims = [], []
+    for i in range(len(cuts) - 1):
+        s, e = cuts[i], cuts[i + 1]
+        if i == 0:
+            w0, s0 = max(0, s - warm), s
+        else:
+            w0, s0 = s, s + warm
+        if e - s0 < 5 or s0 - w0 < 1:
+            continue
+        x0 = model.initial_state(u[w0:s0], y[w0:s0])
+        sims.append(model.simulate(u[s0:e], x0))
+        trues.append(y[s0:e])
+    if not sims:
+        return y[start:], np.full_like(y[start:], np.nan)
+    return np.vstack(trues), np.vstack(sims)
+
+
+def holdout_score(
+    model: DynamicModel, u: FloatArray, y: FloatArray, start: int, breaks: Any = ()
+) -> float:
+    """Mean simulation fit over outputs on ``[start, n)`` (``-inf`` if it diverges)."""
+    y_true, y_sim = sim_fit(model, u, y, start, breaks)
+    if not np.all(np.isfinite(y_sim)):
+        return -np.inf
+    return float(np.mean(fit_score(y_true, y_sim)))
+
+
 def _band_fraction(a: FloatArray, b: FloatArray, lags: int) -> float:
     n = a.shape[0]
     a = (a - a.mean()) / max(float(a.std()), 1e-12)
@@ -41,6 +83,7 @@ def validate(
     warmup: int = 10,
     threshold: float = 0.7,
     lags: int = 20,
+    breaks: Any = (),
 ) -> Validation:
     """Validate ``model`` on a held-out window ``(u, y)``.
 
@@ -49,9 +92,8 @@ def validate(
     """
     u2, y2 = as_2d(u, "u"), as_2d(y, "y")
     warmup = min(warmup, max(1, u2.shape[0] // 4))
-    x0 = model.initial_state(u2[:warmup], y2[:warmup])
-    y_sim = model.simulate(u2[warmup:], x0)
-    fit = fit_score(y2[warmup:], y_sim)
+    y_true, y_sim = sim_fit(model, u2, y2, warmup, breaks, warm=warmup)
+    fit = fit_score(y_true, y_sim) if np.all(np.isfinite(y_sim)) else np.full(y2.shape[1], -np.inf)
     resid = y2 - model.predict(u2, y2)
     resid = resid[warmup:]
     lags = min(lags, max(1, resid.shape[0] // 5))
