@@ -61,6 +61,10 @@ class Autopilot:
         Positions of the controlled variables in the observation vector.
     sp_index : list of int, optional
         Positions of their setpoints in the observation vector.
+    aux_index : list of int, optional
+        Other measured variables (not controlled) that the model uses to
+        estimate the plant's state, e.g. a reactor temperature when the
+        concentration is controlled.
     dt : float
         Environment step, s.
     seed : int
@@ -82,6 +86,7 @@ class Autopilot:
         cv_index: list[int],
         sp_index: list[int] | None = None,
         *,
+        aux_index: list[int] | None = None,
         dt: float = 1.0,
         seed: int = 0,
         u_lo: Any = None,
@@ -94,6 +99,8 @@ class Autopilot:
     ) -> None:
         self.cv_index = list(cv_index)
         self.sp_index = None if sp_index is None else list(sp_index)
+        self.aux_index = list(aux_index or [])
+        self._meas = self.cv_index + self.aux_index
         if self.sp_index is not None and len(self.sp_index) != len(self.cv_index):
             raise ConfigError("sp_index must have one entry per cv_index entry")
         self.dt = float(dt)
@@ -114,16 +121,17 @@ class Autopilot:
                 "MV bounds must be finite: give u_lo/u_hi for an unbounded action space"
             )
         ny = len(self.cv_index)
+        meas = self._meas
         o_lo, o_hi = _bounds_from(
             env.observation_space, None, None, int(np.prod(env.observation_space.shape))
         )
         big = 1e9
-        y_lo = np.where(np.abs(o_lo[self.cv_index]) < big, o_lo[self.cv_index], -np.inf)
-        y_hi = np.where(np.abs(o_hi[self.cv_index]) < big, o_hi[self.cv_index], np.inf)
+        y_lo = np.where(np.abs(o_lo[meas]) < big, o_lo[meas], -np.inf)
+        y_hi = np.where(np.abs(o_hi[meas]) < big, o_hi[meas], np.inf)
         if self.y_lo is not None:
-            y_lo = np.broadcast_to(np.asarray(self.y_lo, float), (ny,)).copy()
+            y_lo[:ny] = np.broadcast_to(np.asarray(self.y_lo, float), (ny,))
         if self.y_hi is not None:
-            y_hi = np.broadcast_to(np.asarray(self.y_hi, float), (ny,)).copy()
+            y_hi[:ny] = np.broadcast_to(np.asarray(self.y_hi, float), (ny,))
         base = (
             (u_lo + u_hi) / 2
             if self.u0 is None
@@ -136,10 +144,10 @@ class Autopilot:
         breaks: list[int] = []
         state: dict[str, Any] = {"obs": np.asarray(obs, dtype=np.float64).ravel(), "episode": 0}
 
-        def step(u: FloatArray) -> FloatArray:
+        def step(u: FloatArray) -> tuple[FloatArray, bool]:
             u_c = np.clip(u, u_lo, u_hi)
             us.append(u_c)
-            ys.append(state["obs"][self.cv_index].copy())
+            ys.append(state["obs"][meas].copy())
             o, _r, term, trunc, _i = env.step(u_c.astype(dtype))
             o = np.asarray(o, dtype=np.float64).ravel()
             if term or trunc:
@@ -148,7 +156,7 @@ class Autopilot:
                 o = np.asarray(o, dtype=np.float64).ravel()
                 breaks.append(len(us))
             state["obs"] = o
-            return o
+            return o, bool(term or trunc)
 
         watch = CVWatch(lo=y_lo, hi=y_hi, margin=s.margin)
         events: list[dict[str, Any]] = []
@@ -162,7 +170,7 @@ class Autopilot:
             step,
             np.tile(base, (n_settle, 1)),
             base,
-            self.cv_index,
+            meas,
             watch,
             obs0=state["obs"],
             du_max=self.du_max,
@@ -178,24 +186,25 @@ class Autopilot:
                 step,
                 sig,
                 base,
-                self.cv_index,
+                meas,
                 watch,
                 obs0=state["obs"],
                 du_max=self.du_max,
                 max_retries=0,
             )
             events += [{**e, "phase": f"step test MV {j}"} for e in res.events]
-            seg = np.array([*ys[k0:], state["obs"][self.cv_index]])
+            k1 = min([b for b in breaks if b > k0] or [len(ys)])
+            seg = np.array(ys[k0:k1])
             taus.append(_t63(seg))
         tau = float(np.nanmedian(taus)) if np.any(np.isfinite(taus)) else per / 4
         # 3) APRBS for the rest of the budget
         n_rest = budget - len(us)
         if n_rest > 20:
-            h_min = max(1, round(tau / 2))
-            h_max = max(h_min + 2, round(3 * tau))
+            h_min = max(1, min(round(tau / 2), n_rest // 60))
+            h_max = max(h_min + 2, min(round(3 * tau), n_rest // 20))
             sig = aprbs(n_rest, dn, up, n_inputs=nu, min_hold=h_min, max_hold=h_max, seed=self.seed)
             res = run_experiment(
-                step, sig, base, self.cv_index, watch, obs0=state["obs"], du_max=self.du_max
+                step, sig, base, meas, watch, obs0=state["obs"], du_max=self.du_max
             )
             events += [{**e, "phase": "aprbs"} for e in res.events]
         u_arr, y_arr = np.array(us), np.array(ys)
@@ -209,7 +218,7 @@ class Autopilot:
         )
         y_scale = np.maximum(np.std(y_arr, axis=0), 1e-9)
         lin = ident.model if ident.model.is_linear else ident.linear
-        pid = _fallback_pid(lin, self.dt, u_lo, u_hi, np.ptp(y_arr, axis=0) + 1e-12)
+        pid = _fallback_pid(lin, self.dt, u_lo, u_hi, np.ptp(y_arr, axis=0) + 1e-12)[:ny]
         self._ident = ident
         self._ctx = {
             "u_lo": u_lo,
@@ -251,13 +260,15 @@ class Autopilot:
             du_max=self.du_max,
             y_scale=c["y_scale"],
             u_data=c["u_data"],
+            n_cv=len(self.cv_index),
         )
         pid = _make_pid(c["pid"], self.dt, c["u_lo"], c["u_hi"]) if c["pid"] else None
         ctrl = AutopilotController(
             mpc,
             pid,
-            cv_index=self.cv_index,
+            cv_index=self._meas,
             sp_index=self.sp_index,
+            n_aux=len(self.aux_index),
             dt=self.dt,
             u_lo=c["u_lo"],
             u_hi=c["u_hi"],

@@ -195,6 +195,14 @@ def _fallback_pid(
     return out
 
 
+def _q_vector(q: Any, ny: int, n_cv: int | None) -> FloatArray:
+    """Tracking weights: ``q`` on the CVs, 0 on auxiliary measurements."""
+    n_cv = ny if n_cv is None else n_cv
+    out = np.zeros(ny)
+    out[:n_cv] = np.broadcast_to(np.asarray(q, dtype=np.float64), (n_cv,))
+    return out
+
+
 def _auto_tol(ident: Identified, s: AutopilotSettings, y_scale: FloatArray) -> float:
     """Mismatch limit from the model's own one-step error on its training data."""
     data = ident.data
@@ -220,6 +228,7 @@ def _build_mpc(
     du_max: Any,
     y_scale: FloatArray,
     u_data: FloatArray | None,
+    n_cv: int | None = None,
 ) -> LinearMPC | ScheduledMPC:
     kw: dict[str, Any] = {
         "dt": dt,
@@ -227,7 +236,7 @@ def _build_mpc(
         "u_hi": u_hi,
         "horizon": s.horizon,
         "control_horizon": s.control_horizon,
-        "q_y": s.q_y,
+        "q_y": _q_vector(s.q_y, y_scale.shape[0], n_cv),
         "r_du": np.asarray(s.r_du, float) / np.maximum(u_hi - u_lo, 1e-12) ** 2,
         "du_max": du_max,
         "y_lo": y_lo,
@@ -262,6 +271,7 @@ class AutopilotController(Controller):
         *,
         cv_index: list[int],
         sp_index: list[int] | None,
+        n_aux: int = 0,
         dt: float,
         u_lo: FloatArray,
         u_hi: FloatArray,
@@ -279,7 +289,8 @@ class AutopilotController(Controller):
         self._setpoint: FloatArray | None = None
         self._plan: FloatArray | None = None
         self._ready = False
-        self.n_cv = len(cv_index)
+        self.n_aux = int(n_aux)
+        self.n_cv = len(cv_index) - self.n_aux
         self.n_mv = int(u_lo.shape[0])
 
     @property
@@ -329,8 +340,12 @@ class AutopilotController(Controller):
         elif self._setpoint is not None:
             sp = self._setpoint
         else:
-            sp = y.copy()
+            sp = y[: self.n_cv].copy()
             self._setpoint = sp
+        if self.n_aux:
+            sp = np.concatenate([sp, y[self.n_cv :]])
+            if preview is not None:
+                preview = np.hstack([preview, np.tile(y[self.n_cv :], (preview.shape[0], 1))])
         return Observation(t=self._k * self.dt, y=y, sp=sp, u_prev=None, sp_preview=preview)
 
     def step(self, observation: Any) -> Action:

@@ -118,7 +118,7 @@ class LinearMPC(Controller):
         kf_q_d: float = 1e-2,
         kf_r: float = 1e-2,
         eps: float = 1e-4,
-        max_iter: int = 400,
+        max_iter: int = 2000,
     ) -> None:
         self.a = np.atleast_2d(np.asarray(a, dtype=np.float64))
         self.b = np.atleast_2d(np.asarray(b, dtype=np.float64))
@@ -299,6 +299,7 @@ class LinearMPC(Controller):
             "max_iter": self.max_iter,
             "time_limit": self.step_budget_s,
             "check_termination": 5,
+            "adaptive_rho_interval": 25,
         }
 
     # ------------------------------------------------------------------ run
@@ -310,6 +311,7 @@ class LinearMPC(Controller):
         self._err = 0.0
         self._steps = 0
         self._init_state = x0 is None
+        self._z = None
         self._overruns = 0
         v = np.zeros(self._nv)
         p, a, q, lo, hi = self.qp_data(v)
@@ -383,6 +385,7 @@ class LinearMPC(Controller):
         ):
             est.predict(self._u_prev)
             return self._hold(f"solver failure (OSQP status {status})")
+        self._z = z
         du = np.clip(z[:nu], -self.du_max, self.du_max)
         u_dev = np.clip(self._u_prev + du, self.u_lo - self.u_offset, self.u_hi - self.u_offset)
         est.predict(u_dev)
@@ -403,15 +406,32 @@ class LinearMPC(Controller):
             )
         return Action(u=u_dev + self.u_offset, info=info)
 
+    def warm_start(self, z: FloatArray) -> None:
+        """Warm-start the next solve with a previous solution of the same shape."""
+        if self._solver is not None and z.shape == (self._nz,):
+            self._solver.warm_start(z, None)
+
+    @property
+    def last_solution(self) -> FloatArray | None:
+        """Last QP solution ``z`` (moves and slacks), or ``None``."""
+        z = getattr(self, "_z", None)
+        return None if z is None else np.array(z)
+
     def _initialise(self, y_dev: FloatArray) -> None:
-        """Start from the steady state of the MV in place, with ``d`` explaining the rest."""
+        """Start from the steady state of the MV in place, moved (least norm) to match ``y``.
+
+        The measured deviation from that steady state is put in the state, not
+        in the disturbance, so a plant that starts in a transient is not taken
+        for a persistent offset.
+        """
         self._init_state = False
         try:
             x_ss = np.linalg.solve(np.eye(self.nx) - self.a, self.b @ self._u_prev)
         except np.linalg.LinAlgError:
             x_ss = np.zeros(self.nx)
+        x0 = x_ss + np.linalg.pinv(self.c) @ (y_dev - self.c @ x_ss)
         est = self.estimator
-        est.x_pred = np.concatenate([x_ss, y_dev - self.c @ x_ss])
+        est.x_pred = np.concatenate([x0, y_dev - self.c @ x0])
         est.x_post = est.x_pred.copy()
 
     def track(self, u_applied: FloatArray) -> None:

@@ -89,7 +89,10 @@ class ScheduledMPC(Controller):
             x0 = None
             if len(self._hist_u) >= 2:
                 x0 = model.initial_state(np.array(self._hist_u), np.array(self._hist_y))
+            z_old = self.mpcs[self.active].last_solution
             self.mpcs[idx].reset(u0=self._u, x0=x0)
+            if z_old is not None:
+                self.mpcs[idx].warm_start(z_old)
             self.active = idx
             self.switches += 1
         act = self.mpcs[self.active].step(observation)

@@ -188,7 +188,7 @@ class CVWatch:
         return None
 
 
-StepFn = Callable[[FloatArray], FloatArray]
+StepFn = Callable[[FloatArray], "FloatArray | tuple[FloatArray, bool]"]
 
 
 def run_experiment(
@@ -208,7 +208,9 @@ def run_experiment(
     Parameters
     ----------
     step : callable
-        ``step(u) -> observation`` applies one MV vector to the plant.
+        ``step(u) -> observation`` applies one MV vector to the plant; it may
+        return ``(observation, was_reset)`` so that the jump after an
+        environment reset is not taken for a CV trend.
     signal : ndarray
         Planned MV sequence ``(n, n_inputs)``; its length is the step budget.
     baseline : ndarray
@@ -238,12 +240,14 @@ def run_experiment(
         exciting = k > hold_until and retries <= max_retries
         target = baseline + scale * (signal[k] - baseline) if exciting else baseline
         u = target if du is None else u_prev + np.clip(target - u_prev, -du, du)
-        obs = np.asarray(step(u), dtype=np.float64)
+        out = step(u)
+        was_reset = isinstance(out, tuple) and bool(out[1])
+        obs = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float64)
         y = obs[cv_index]
         us.append(u)
         obs_log.append(obs)
         mask.append(exciting)
-        reason = watch.check(y, y_prev) if exciting else None
+        reason = watch.check(y, y_prev) if exciting and not was_reset else None
         if reason is not None:
             aborted = True
             retries += 1
