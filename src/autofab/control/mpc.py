@@ -117,8 +117,8 @@ class LinearMPC(Controller):
         kf_q_x: float = 1e-3,
         kf_q_d: float = 1e-2,
         kf_r: float = 1e-2,
-        eps: float = 1e-4,
-        max_iter: int = 2000,
+        eps: float = 1e-3,
+        max_iter: int = 400,
     ) -> None:
         self.a = np.atleast_2d(np.asarray(a, dtype=np.float64))
         self.b = np.atleast_2d(np.asarray(b, dtype=np.float64))
@@ -186,105 +186,133 @@ class LinearMPC(Controller):
         return int(self.nu)
 
     def _build(self) -> None:
+        """Sparse QP in ``z = [x_1..x_N, u_0..u_{Nc-1}, s]`` (banded KKT system)."""
         a, b, c = self.a, self.b, self.c
         nx, nu, ny, n, nc = self.nx, self.nu, self.ny, self.horizon, self.control_horizon
-        # prediction: X = Sx x0 + G U ; U = T u_prev + S dU
-        sx = np.zeros((n * nx, nx))
-        g = np.zeros((n * nx, n * nu))
-        apow = [np.eye(nx)]
-        for _ in range(n):
-            apow.append(a @ apow[-1])
-        for k in range(1, n + 1):
-            sx[(k - 1) * nx : k * nx] = apow[k]
-            for i in range(k):
-                g[(k - 1) * nx : k * nx, i * nu : (i + 1) * nu] = apow[k - 1 - i] @ b
-        cbar = np.kron(np.eye(n), c)
-        t_mat = np.kron(np.ones((n, 1)), np.eye(nu))
-        s_mat = np.zeros((n * nu, nc * nu))
-        for i in range(n):
-            for j in range(min(i, nc - 1) + 1):
-                s_mat[i * nu : (i + 1) * nu, j * nu : (j + 1) * nu] = np.eye(nu)
-        phi = cbar @ sx
-        psi = cbar @ g @ t_mat
-        theta = cbar @ g @ s_mat
-        ed = np.kron(np.ones((n, 1)), np.eye(ny))
-        qb = np.diag(np.tile(self.q_y / self.y_scale**2, n))
-        rb = np.diag(np.tile(self.r_du, nc))
         soft = bool(np.any(np.isfinite(self.y_lo)) or np.any(np.isfinite(self.y_hi)))
         ns = ny if soft else 0
-        nz = nc * nu + ns
-        # cost 0.5 z'Pz + q'z
+        ix, iu, i_s = 0, n * nx, n * nx + nc * nu  # variable offsets
+        nz = i_s + ns
+        nv = nx + nu + ny + n * ny  # v = [x0, u_prev, d, r]
+        vx, vu, vd, vr = 0, nx, nx + nu, nx + nu + ny
+        qd = np.diag(self.q_y / self.y_scale**2)
         p = np.zeros((nz, nz))
-        p[: nc * nu, : nc * nu] = 2.0 * (theta.T @ qb @ theta + rb)
+        mq = np.zeros((nz, nv))
+        q0 = np.zeros(nz)
+        ctq = c.T @ qd
+        for k in range(n):  # tracking on y_k = C x_k + d, k = 1..N
+            sl = slice(ix + k * nx, ix + (k + 1) * nx)
+            p[sl, sl] = 2.0 * ctq @ c
+            mq[sl, vd : vd + ny] = 2.0 * ctq
+            mq[sl, vr + k * ny : vr + (k + 1) * ny] = -2.0 * ctq
+        r = np.diag(self.r_du)
+        for i in range(nc):  # move suppression (u_i - u_{i-1})' R (u_i - u_{i-1})
+            si = slice(iu + i * nu, iu + (i + 1) * nu)
+            p[si, si] += 2.0 * r
+            if i + 1 < nc:
+                p[si, si] += 2.0 * r
+                sj = slice(iu + (i + 1) * nu, iu + (i + 2) * nu)
+                p[si, sj] -= 2.0 * r
+                p[sj, si] -= 2.0 * r
+        mq[iu : iu + nu, vu : vu + nu] = -2.0 * r
+        for i in range(nc):  # energy: u_i acts on (N - Nc + 1) steps for the last move
+            mult = (n - nc + 1) if i == nc - 1 else 1
+            q0[iu + i * nu : iu + (i + 1) * nu] = mult * self.energy_cost
         if soft:
             w = self.soft_weight / self.y_scale**2
-            p[nc * nu :, nc * nu :] = 2.0 * np.diag(w)
-        # v = [x (nx), u_prev (nu), d (ny), r (n*ny)]
-        nv = nx + nu + ny + n * ny
-        free = np.hstack([phi, psi, ed, np.zeros((n * ny, n * ny))])  # f = free @ v
-        rsel = np.hstack([np.zeros((n * ny, nx + nu + ny)), np.eye(n * ny)])
-        mq = np.zeros((nz, nv))
-        mq[: nc * nu] = 2.0 * theta.T @ qb @ (free - rsel)
-        q0 = np.zeros(nz)
-        q0[: nc * nu] = s_mat.T @ np.tile(self.energy_cost, n)
-        if soft:
-            q0[nc * nu :] = self.soft_weight / self.y_scale
-        rows_a, rows_ml, rows_mu, rows_l0, rows_u0 = [], [], [], [], []
-        # 1) MV bounds on the first Nc moves (U is constant afterwards)
-        sel_u = np.hstack(
-            [
-                np.zeros((nc * nu, nx)),
-                np.kron(np.ones((nc, 1)), np.eye(nu)),
-                np.zeros((nc * nu, ny + n * ny)),
-            ]
-        )
+            p[i_s:, i_s:] = 2.0 * np.diag(w)
+            q0[i_s:] = self.soft_weight / self.y_scale
+        rows: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]] = []
+
+        def add(
+            a_rows: FloatArray, ml: FloatArray, mu: FloatArray, l0: FloatArray, u0: FloatArray
+        ) -> None:
+            rows.append((a_rows, ml, mu, l0, u0))
+
+        # 1) dynamics: x_{k+1} - A x_k - B u_{min(k, Nc-1)} = 0 ;  x_1 - B u_0 = A x0
+        ad = np.zeros((n * nx, nz))
+        md = np.zeros((n * nx, nv))
+        for k in range(n):
+            rk = slice(k * nx, (k + 1) * nx)
+            ad[rk, ix + k * nx : ix + (k + 1) * nx] = np.eye(nx)
+            if k > 0:
+                ad[rk, ix + (k - 1) * nx : ix + k * nx] = -a
+            j = min(k, nc - 1)
+            ad[rk, iu + j * nu : iu + (j + 1) * nu] = -b
+        md[:nx, vx : vx + nx] = a
+        add(ad, md, md, np.zeros(n * nx), np.zeros(n * nx))
+        # 2) MV bounds
         au = np.zeros((nc * nu, nz))
-        au[:, : nc * nu] = s_mat[: nc * nu]
+        au[:, iu : iu + nc * nu] = np.eye(nc * nu)
         lo_dev = np.tile(self.u_lo - self.u_offset, nc)
         hi_dev = np.tile(self.u_hi - self.u_offset, nc)
-        rows_a.append(au)
-        rows_ml.append(-sel_u)
-        rows_mu.append(-sel_u)
-        rows_l0.append(np.where(np.isfinite(lo_dev), lo_dev, -_INF))
-        rows_u0.append(np.where(np.isfinite(hi_dev), hi_dev, _INF))
-        # 2) rate limits
+        zero_u = np.zeros((nc * nu, nv))
+        add(
+            au,
+            zero_u,
+            zero_u,
+            np.where(np.isfinite(lo_dev), lo_dev, -_INF),
+            np.where(np.isfinite(hi_dev), hi_dev, _INF),
+        )
+        # 3) rate limits: u_0 - u_prev and u_i - u_{i-1}
         if np.any(np.isfinite(self.du_max)):
-            ad = np.zeros((nc * nu, nz))
-            ad[:, : nc * nu] = np.eye(nc * nu)
-            dmax = np.where(np.isfinite(self.du_max), self.du_max, _INF)
-            rows_a.append(ad)
-            rows_ml.append(np.zeros((nc * nu, nv)))
-            rows_mu.append(np.zeros((nc * nu, nv)))
-            rows_l0.append(-np.tile(dmax, nc))
-            rows_u0.append(np.tile(dmax, nc))
-        # 3) soft CV limits: y_lo <= f + Theta dU + s  and  f + Theta dU - s <= y_hi
+            ar = np.zeros((nc * nu, nz))
+            mr = np.zeros((nc * nu, nv))
+            for i in range(nc):
+                si = slice(i * nu, (i + 1) * nu)
+                ar[si, iu + i * nu : iu + (i + 1) * nu] = np.eye(nu)
+                if i > 0:
+                    ar[si, iu + (i - 1) * nu : iu + i * nu] = -np.eye(nu)
+            mr[:nu, vu : vu + nu] = np.eye(nu)
+            dmax = np.tile(np.where(np.isfinite(self.du_max), self.du_max, _INF), nc)
+            add(ar, mr, mr, -dmax, dmax)
+        # 4) soft CV limits: C x_k + d + s >= y_lo ;  C x_k + d - s <= y_hi
         if soft:
-            es = np.kron(np.ones((n, 1)), np.eye(ny))
-            ylo = np.tile(np.where(np.isfinite(self.y_lo), self.y_lo - self.y_offset, -_INF), n)
-            yhi = np.tile(np.where(np.isfinite(self.y_hi), self.y_hi - self.y_offset, _INF), n)
-            a_lo = np.hstack([theta, es])
-            a_hi = np.hstack([theta, -es])
-            fin_lo = np.isfinite(np.tile(self.y_lo, n))[:, None]
-            fin_hi = np.isfinite(np.tile(self.y_hi, n))[:, None]
-            rows_a += [a_lo, a_hi, np.hstack([np.zeros((ny, nc * nu)), np.eye(ny)])]
-            rows_ml += [np.where(fin_lo, -free, 0.0), np.zeros((n * ny, nv)), np.zeros((ny, nv))]
-            rows_mu += [np.zeros((n * ny, nv)), np.where(fin_hi, -free, 0.0), np.zeros((ny, nv))]
-            rows_l0 += [ylo, np.full(n * ny, -_INF), np.zeros(ny)]
-            rows_u0 += [np.full(n * ny, _INF), yhi, np.full(ny, _INF)]
-        a_con = np.vstack(rows_a)
+            lo_rows = [i for i in range(ny) if np.isfinite(self.y_lo[i])]
+            hi_rows = [i for i in range(ny) if np.isfinite(self.y_hi[i])]
+            for sel, sign, lim in ((lo_rows, 1.0, self.y_lo), (hi_rows, -1.0, self.y_hi)):
+                if not sel:
+                    continue
+                ny_s = len(sel)
+                ay = np.zeros((n * ny_s, nz))
+                my = np.zeros((n * ny_s, nv))
+                for k in range(n):
+                    rk = slice(k * ny_s, (k + 1) * ny_s)
+                    ay[rk, ix + k * nx : ix + (k + 1) * nx] = c[sel]
+                    ay[rk, i_s + np.array(sel)] = sign * np.eye(ny_s)[:, :ny_s]
+                    my[rk, vd + np.array(sel)] = -np.eye(ny_s)
+                bound = np.tile(lim[sel] - self.y_offset[sel], n)
+                if sign > 0:
+                    add(ay, my, np.zeros_like(my), bound, np.full(n * ny_s, _INF))
+                else:
+                    add(ay, np.zeros_like(my), my, np.full(n * ny_s, -_INF), bound)
+            a_s = np.zeros((ns, nz))
+            a_s[:, i_s:] = np.eye(ns)
+            add(a_s, np.zeros((ns, nv)), np.zeros((ns, nv)), np.zeros(ns), np.full(ns, _INF))
+        a_con = np.vstack([r_[0] for r_ in rows])
         m = a_con.shape[0]
-        self._nz, self._m = nz, m
-        self._m_all = np.vstack([mq, np.vstack(rows_ml), np.vstack(rows_mu)])
-        self._c_all = np.concatenate([q0, np.concatenate(rows_l0), np.concatenate(rows_u0)])
+        m_all = np.vstack(
+            [mq, np.vstack([r_[1] for r_ in rows]), np.vstack([r_[2] for r_ in rows])]
+        )
+        self._c_all = np.concatenate(
+            [q0, np.concatenate([r_[3] for r_ in rows]), np.concatenate([r_[4] for r_ in rows])]
+        )
+        self._rows = np.flatnonzero(np.any(m_all != 0.0, axis=1))
+        self._m_sub = np.ascontiguousarray(m_all[self._rows])
+        self._nz, self._m, self._nv = nz, m, nv
+        self._iu = iu
         self._p = sp.csc_matrix(np.triu(p))
         self._a_con = sp.csc_matrix(a_con)
-        self._theta, self._free = theta, free
-        self._nv = nv
         self._solver: Any = None
+
+    def _qlu(self, v: FloatArray) -> FloatArray:
+        out = self._c_all.copy()
+        out[self._rows] += self._m_sub @ v
+        return out
 
     def qp_data(self, v: FloatArray) -> tuple[Any, Any, FloatArray, FloatArray, FloatArray]:
         """``(P, A, q, l, u)`` of the QP for ``v = [x, u_prev, d, r]`` (for checks/benchmarks)."""
-        qlu = self._m_all @ v + self._c_all
+        qlu = self._qlu(v)
         nz, m = self._nz, self._m
         return self._p, self._a_con, qlu[:nz], qlu[nz : nz + m], qlu[nz + m :]
 
@@ -325,6 +353,10 @@ class LinearMPC(Controller):
         # MV bounds and rate limits below), as real-time MPC practice does
         self._inexact = {int(st.OSQP_MAX_ITER_REACHED), int(st.OSQP_TIME_LIMIT_REACHED)}
         self._v = np.zeros(self._nv)
+        # view of the reference part of v, one row per horizon step
+        self._v_ref = self._v[self.nx + self.nu + self.ny :].reshape(self.horizon, self.ny)
+        self._u_lo_dev = self.u_lo - self.u_offset
+        self._u_hi_dev = self.u_hi - self.u_offset
         self._ready = True
         return {"nz": self._nz, "n_constraints": self._m, "horizon": self.horizon}
 
@@ -339,24 +371,22 @@ class LinearMPC(Controller):
             raise NotFittedError("LinearMPC.step called before reset()")
         t0 = time.perf_counter()
         y = observation.y
-        if y.shape[0] != self.ny or not np.all(np.isfinite(y)):
+        if y.shape[0] != self.ny or not np.isfinite(y).all():
             return self._hold("bad measurement (NaN or wrong size)")
         if observation.age is not None and float(np.max(observation.age)) > self.stale_s:
             return self._hold(f"stale data (age > {self.stale_s:g} s)")
-        if observation.u_prev is not None and np.all(np.isfinite(observation.u_prev)):
+        if observation.u_prev is not None and np.isfinite(observation.u_prev).all():
             self.track(observation.u_prev)
         est = self.estimator
         if self._init_state:
             self._initialise(y - self.y_offset)
         xa = est.update(y - self.y_offset)
-        e = est.innovation / self.y_scale
         if self._steps >= 5:  # let the filter converge before judging the model
+            e = est.innovation / self.y_scale
             self._err = 0.95 * self._err + 0.05 * float(e @ e) / self.ny
         v = self._v
         nx, nu, ny = self.nx, self.nu, self.ny
-        v[:nx] = xa[:nx]
-        v[nx : nx + nu] = self._u_prev
-        v[nx + nu : nx + nu + ny] = xa[nx:]
+        v[: nx + ny + nu] = np.concatenate((xa[:nx], self._u_prev, xa[nx:]))
         n = self.horizon
         prev = observation.sp_preview
         if prev is not None and prev.ndim == 2 and prev.shape[1] == ny and prev.shape[0] > 0:
@@ -367,8 +397,8 @@ class LinearMPC(Controller):
             )
             v[nx + nu + ny :] = (rows - self.y_offset).ravel()
         else:
-            v[nx + nu + ny :] = np.tile(observation.sp - self.y_offset, n)
-        qlu = self._m_all @ v + self._c_all
+            self._v_ref[:] = observation.sp - self.y_offset
+        qlu = self._qlu(v)
         nz, m = self._nz, self._m
         if self._solver is not None:
             self._solver.update_data_vec(q=qlu[:nz], l=qlu[nz : nz + m], u=qlu[nz + m :])
@@ -380,14 +410,13 @@ class LinearMPC(Controller):
             self._prob.update(q=qlu[:nz], l=qlu[nz : nz + m], u=qlu[nz + m :])
             res = self._prob.solve(raise_error=False)
             status, z, iters = int(res.info.status_val), res.x, int(res.info.iter)
-        if (status not in self._ok and status not in self._inexact) or not np.all(
-            np.isfinite(z[:nu])
-        ):
+        u_new = z[self._iu : self._iu + nu]
+        if (status not in self._ok and status not in self._inexact) or not np.isfinite(u_new).all():
             est.predict(self._u_prev)
             return self._hold(f"solver failure (OSQP status {status})")
         self._z = z
-        du = np.clip(z[:nu], -self.du_max, self.du_max)
-        u_dev = np.clip(self._u_prev + du, self.u_lo - self.u_offset, self.u_hi - self.u_offset)
+        du = np.minimum(np.maximum(u_new - self._u_prev, -self.du_max), self.du_max)
+        u_dev = np.minimum(np.maximum(self._u_prev + du, self._u_lo_dev), self._u_hi_dev)
         est.predict(u_dev)
         self._u_prev = u_dev
         self._steps += 1
