@@ -2,6 +2,29 @@
 
 from autofab.control.autopilot import Autopilot, AutopilotLoop
 from autofab.control.base import Action, Controller, LoopMode, Observation
+from autofab.control.pid import PIDController
+from autofab.control.safety import (
+    Envelope,
+    GuardDecision,
+    GuardedLoop,
+    Intervention,
+    InterventionKind,
+    SafetyGuard,
+    require_guarded,
+)
 
-__all__ = ["Action", "Controller", "LoopMode", "Observation"]
+__all__ = [
+    "Action",
+    "Controller",
+    "Envelope",
+    "GuardDecision",
+    "GuardedLoop",
+    "Intervention",
+    "InterventionKind",
+    "LoopMode",
+    "Observation",
+    "PIDController",
+    "SafetyGuard",
+    "require_guarded",
+]
 __all__ += ["Autopilot", "AutopilotLoop"]

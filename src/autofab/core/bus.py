@@ -228,14 +228,31 @@ class Bus:
     def publish_many(self, samples: Iterable[Sample]) -> None:
         """Deliver several samples in order (see :meth:`publish`)."""
         latest = self._latest
-        route = self._route
+        routes = self._routes
         n = 0
-        for s in samples:
-            latest[s.tag] = s
-            n += 1
-            for sub in route(s.tag):
-                sub._offer(s)
-        self.published += n
+        woken: set[Subscription] = set()
+        try:
+            for s in samples:
+                tag = s[0]
+                latest[tag] = s
+                n += 1
+                subs = routes.get(tag)
+                if subs is None:
+                    subs = self._route(tag)
+                for sub in subs:
+                    q = sub._q
+                    if len(q) < sub.maxsize:  # fast path: room, wake the reader once per call
+                        q.append(s)
+                        sub.delivered += 1
+                        woken.add(sub)
+                    else:
+                        sub._offer(s)
+        finally:
+            self.published += n
+            for sub in woken:
+                w = sub._waiter
+                if w is not None and not w.done():
+                    w.set_result(None)
 
     async def put(self, samples: Iterable[Sample]) -> None:
         """Deliver samples, waiting for room in BLOCK subscriptions."""
