@@ -251,7 +251,7 @@ def _build_mpc(
     }
     if ident.nonlinear and isinstance(ident.model, NARX) and u_data is not None:
         levels = np.quantile(u_data, [0.1, 0.3, 0.5, 0.7, 0.9], axis=0)
-        return ScheduledMPC.from_narx(ident.model, levels, **kw)
+        return ScheduledMPC.from_narx(ident.model, levels, n_cv=n_cv, **kw)
     model = ident.model if ident.model.is_linear else ident.linear
     return LinearMPC.from_model(model, **kw)
 

@@ -34,28 +34,41 @@ class ScheduledMPC(Controller):
         Local linear models, each with its operating point in ``u_offset_``/``y_offset_``.
     hysteresis : float
         Relative distance advantage a new point needs before switching.
+    n_cv : int, optional
+        Only the first ``n_cv`` outputs (the controlled ones) schedule the
+        models; the others are auxiliary measurements.
     **mpc_kwargs
         Passed to every :class:`LinearMPC` (bounds, weights, horizon, ``dt``...).
     """
 
-    def __init__(self, models: list[ARX], *, hysteresis: float = 0.2, **mpc_kwargs: Any) -> None:
+    def __init__(
+        self,
+        models: list[ARX],
+        *,
+        hysteresis: float = 0.2,
+        n_cv: int | None = None,
+        **mpc_kwargs: Any,
+    ) -> None:
         self.models = models
         self.hysteresis = hysteresis
         self.mpcs = [LinearMPC.from_model(m, **mpc_kwargs) for m in models]
-        self.points = np.array([m.y_offset_ for m in models])
+        self.n_cv = n_cv if n_cv is not None else int(models[0].y_offset_.shape[0])
+        self.points = np.array([m.y_offset_[: self.n_cv] for m in models])
         span = np.ptp(self.points, axis=0)
         self._scale = np.where(span > 0, span, 1.0)
         self.active = 0
         self._ready = False
 
     @classmethod
-    def from_narx(cls, narx: NARX, u_levels: FloatArray, **mpc_kwargs: Any) -> ScheduledMPC:
+    def from_narx(
+        cls, narx: NARX, u_levels: FloatArray, *, n_cv: int | None = None, **mpc_kwargs: Any
+    ) -> ScheduledMPC:
         """Linearise ``narx`` at the steady states of the constant inputs ``u_levels``."""
         models = []
         for u in np.atleast_2d(u_levels):
             y_ss = steady_state(narx, u)
             models.append(narx.linearize(u, y_ss))
-        return cls(models, **mpc_kwargs)
+        return cls(models, n_cv=n_cv, **mpc_kwargs)
 
     def reset(self, *, seed: int | None = None, u0: Any = None) -> dict[str, Any]:
         """Reset every local MPC."""
@@ -83,6 +96,7 @@ class ScheduledMPC(Controller):
         sp = observation.sp
         if observation.sp_preview is not None and observation.sp_preview.shape[0]:
             sp = observation.sp_preview[0]
+        sp = sp[: self.n_cv]
         idx = self._choose(sp) if np.all(np.isfinite(sp)) else self.active
         if idx != self.active:
             model = self.models[idx]
