@@ -141,7 +141,9 @@ def _cstr_params() -> dict[str, Any]:
         "SP": {"Ca": [0.85] * 50 + [0.9] * 50},
         "o_space": {"low": np.array([0.7, 300, 0.8]), "high": np.array([1, 350, 0.9])},
         "a_space": {"low": np.array([295.0]), "high": np.array([302.0])},
-        "x0": np.array([0.8, 330, 0.8]),
+        # the third entry is the setpoint shown in the first observation: the
+        # schedule's first value, as the oracle uses it from the first step
+        "x0": np.array([0.8, 330, 0.85]),
         "model": "cstr",
         "integration_method": "casadi",
         "normalise_o": False,
@@ -162,7 +164,7 @@ def _four_tank_params() -> dict[str, Any]:
             "high": np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]),
         },
         "a_space": {"low": np.array([0.0, 0.0]), "high": np.array([10.0, 10.0])},
-        "x0": np.array([0.09, 0.107, 0.184, 0.094, 0.09, 0.107]),
+        "x0": np.array([0.09, 0.107, 0.184, 0.094, 0.09, 0.107]),  # setpoints: schedule[0]
         "model": "four_tank",
         "integration_method": "casadi",
         "normalise_o": False,

@@ -300,6 +300,18 @@ class LinearMPC(Controller):
         self._rows = np.flatnonzero(np.any(m_all != 0.0, axis=1))
         self._m_sub = np.ascontiguousarray(m_all[self._rows])
         self._nz, self._m, self._nv = nz, m, nv
+        # free response with the MV held: y_k = Phi x + Psi u_prev + d, k = 1..N
+        phi = np.zeros((n * ny, nx))
+        psi = np.zeros((n * ny, nu))
+        ak = np.eye(nx)
+        acc = np.zeros((nx, nu))
+        for k in range(n):
+            acc = acc + ak @ b
+            ak = a @ ak
+            phi[k * ny : (k + 1) * ny] = c @ ak
+            psi[k * ny : (k + 1) * ny] = c @ acc
+        self._phi, self._psi = phi, psi
+        self.free_response: FloatArray | None = None
         self._iu = iu
         self._p = sp.csc_matrix(np.triu(p))
         self._a_con = sp.csc_matrix(a_con)
@@ -398,6 +410,8 @@ class LinearMPC(Controller):
             v[nx + nu + ny :] = (rows - self.y_offset).ravel()
         else:
             self._v_ref[:] = observation.sp - self.y_offset
+        if self.free_response is not None:
+            self._apply_free_response(xa)
         qlu = self._qlu(v)
         nz, m = self._nz, self._m
         if self._solver is not None:
@@ -434,6 +448,24 @@ class LinearMPC(Controller):
                 f"overrun ({elapsed * 1e3:.2f} ms > {self.step_budget_s * 1e3:.2f} ms)"
             )
         return Action(u=u_dev + self.u_offset, info=info)
+
+    def _apply_free_response(self, xa: FloatArray) -> None:
+        """Replace the model's free response by ``self.free_response`` (one step only).
+
+        ``free_response`` holds outside predictions of ``y`` for the next ``N``
+        steps with the MV held (CV units), e.g. from a nonlinear model. Shifting
+        the reference by their difference from this model's free response
+        makes the MPC track with the outside free response plus this model's
+        forced response (successive linearisation around the predicted
+        trajectory).
+        """
+        fr = np.asarray(self.free_response, dtype=np.float64)
+        self.free_response = None
+        if fr.shape != (self.horizon, self.ny) or not np.isfinite(fr).all():
+            return
+        own = (self._phi @ xa[: self.nx] + self._psi @ self._u_prev).reshape(self.horizon, self.ny)
+        own += xa[self.nx :]
+        self._v_ref -= fr - self.y_offset - own
 
     def warm_start(self, z: FloatArray) -> None:
         """Warm-start the next solve with a previous solution of the same shape."""

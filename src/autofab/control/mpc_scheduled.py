@@ -57,6 +57,7 @@ class ScheduledMPC(Controller):
         span = np.ptp(self.points, axis=0)
         self._scale = np.where(span > 0, span, 1.0)
         self.active = 0
+        self.narx: NARX | None = None
         self._ready = False
 
     @classmethod
@@ -68,7 +69,9 @@ class ScheduledMPC(Controller):
         for u in np.atleast_2d(u_levels):
             y_ss = steady_state(narx, u)
             models.append(narx.linearize(u, y_ss))
-        return cls(models, n_cv=n_cv, **mpc_kwargs)
+        out = cls(models, n_cv=n_cv, **mpc_kwargs)
+        out.narx = narx
+        return out
 
     def reset(self, *, seed: int | None = None, u0: Any = None) -> dict[str, Any]:
         """Reset every local MPC."""
@@ -98,7 +101,13 @@ class ScheduledMPC(Controller):
             sp = observation.sp_preview[0]
         sp = sp[: self.n_cv]
         idx = self._choose(sp) if np.all(np.isfinite(sp)) else self.active
-        if idx != self.active:
+        if not self._hist_u and np.all(np.isfinite(observation.y)):
+            # first step: start from a constant history at the measurement
+            self.active = idx
+            model = self.models[idx]
+            x0 = model.constant_history_state(self._u, observation.y)
+            self.mpcs[idx].reset(u0=self._u, x0=x0)
+        elif idx != self.active:
             model = self.models[idx]
             x0 = None
             if len(self._hist_u) >= 2:
@@ -109,6 +118,8 @@ class ScheduledMPC(Controller):
                 self.mpcs[idx].warm_start(z_old)
             self.active = idx
             self.switches += 1
+        if self.narx is not None and np.all(np.isfinite(observation.y)):
+            self.mpcs[self.active].free_response = self._narx_free_response(observation.y)
         act = self.mpcs[self.active].step(observation)
         if np.all(np.isfinite(observation.y)):
             self._hist_y.append(np.asarray(observation.y, dtype=np.float64))
@@ -116,6 +127,26 @@ class ScheduledMPC(Controller):
         self._u = np.asarray(act.u, dtype=np.float64)
         act.info["model_index"] = self.active
         return act
+
+    def _narx_free_response(self, y_now: FloatArray) -> FloatArray | None:
+        """NARX prediction of the next ``N`` outputs with the MV held, bias-corrected.
+
+        The bias is the NARX's error on the current sample (like the output
+        disturbance of the linear model), so the correction vanishes at steady
+        state and tracking stays offset-free.
+        """
+        narx = self.narx
+        if narx is None:
+            return None
+        lag = max(narx.na, narx.nk + narx.nb - 1)
+        if len(self._hist_u) < lag - 1:
+            return None
+        n = self.mpcs[self.active].horizon
+        y_win = np.vstack([*self._hist_y, y_now])
+        u_win = np.vstack([*self._hist_u, self._u])
+        bias = y_now - narx.predict(u_win, y_win)[-1] if len(self._hist_u) >= lag else 0.0
+        held = np.tile(self._u, (n, 1))
+        return narx.simulate(held, narx.initial_state(u_win, y_win)) + bias
 
     def track(self, u_applied: FloatArray) -> None:
         """Forward the applied MV to the active MPC."""

@@ -149,6 +149,18 @@ class ARX(DynamicModel):
         u_last = u2[-1] if u2.shape[0] else np.zeros(nu)
         return np.asarray(self.A_ @ x + self.B_ @ u_last)
 
+    def constant_history_state(self, u: Any, y: Any) -> FloatArray:
+        """State when the outputs have been ``y`` and the inputs ``u`` for a while.
+
+        Used when no history is known yet: unlike the steady state of ``u``,
+        it reproduces the measured ``y`` exactly.
+        """
+        self._check_fitted()
+        yd = np.asarray(y, dtype=np.float64).ravel() - self.y_offset_
+        ud = np.asarray(u, dtype=np.float64).ravel() - self.u_offset_
+        m = self.nk + self.nb - 2
+        return np.concatenate([np.tile(yd, self.na), np.tile(ud, m)])
+
     def simulate(self, u: Any, x0: FloatArray | None = None) -> FloatArray:
         """Free-run simulation; ``y[k] = C x[k]`` before input ``u[k]`` is applied."""
         self._check_fitted()
