@@ -75,7 +75,7 @@ def bench_latency(n_steps: int = 3000, seed: int = 0) -> dict[str, Any]:
             act = mpc.step(obs)
             t1 = time.perf_counter()
             # the same QP the controller just solved
-            _, _, q, lo, hi = mpc.qp_data(mpc._v)
+            q, lo, hi = mpc.last_qp()
             t2 = time.perf_counter()
             raw.update(q=q, l=lo, u=hi)
             res = raw.solve(raise_error=False)

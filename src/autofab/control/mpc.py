@@ -27,6 +27,7 @@ safety guard hands over to the PID fallback.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -343,9 +344,43 @@ class LinearMPC(Controller):
         }
 
     # ------------------------------------------------------------------ run
+    def _build_fused(self) -> None:
+        """One matrix for filter update, innovation and QP vectors.
+
+        With ``w = [x_prior, u_prev, y, r]`` (augmented prior state, MV in place,
+        measurement and reference, deviation units), one product gives
+        ``[x_post; innovation; rows of (q, l, u) that depend on the data]``.
+        """
+        est = self.estimator
+        nx, nu, ny, n = self.nx, self.nu, self.ny, self.horizon
+        nxa = nx + ny
+        gain = est.gain
+        g = np.eye(nxa) - gain @ est.ca
+        vd = nx + nu  # column offsets of v = [x, u_prev, d, r]
+        m_sub = self._m_sub
+        m_xd = np.hstack([m_sub[:, :nx], m_sub[:, vd : vd + ny]])  # acts on x_post = [x; d]
+        m_u = m_sub[:, nx : nx + nu]
+        m_r = m_sub[:, vd + ny :]
+        nw = nxa + nu + ny + n * ny
+        big = np.zeros((nxa + ny + m_sub.shape[0], nw))
+        cu, cy, cr = nxa, nxa + nu, nxa + nu + ny
+        big[:nxa, :nxa] = g
+        big[:nxa, cy:cr] = gain
+        big[nxa : nxa + ny, :nxa] = -est.ca
+        big[nxa : nxa + ny, cy:cr] = np.eye(ny)
+        big[nxa + ny :, :nxa] = m_xd @ g
+        big[nxa + ny :, cu:cy] = m_u
+        big[nxa + ny :, cy:cr] = m_xd @ gain
+        big[nxa + ny :, cr:] = m_r
+        self._big = big
+        self._m_r = m_r
+        self._ab = np.hstack([est.aa, est.ba])  # x_prior_next = [Aa Ba] [x_post; u]
+        self._nxa = nxa
+
     def reset(self, *, seed: int | None = None, u0: Any = None, x0: Any = None) -> dict[str, Any]:
         """Reset estimator and solver; ``u0`` is the MV in place (default: operating point)."""
-        self.estimator.reset(None if x0 is None else np.asarray(x0, dtype=np.float64))
+        if not hasattr(self, "_big"):
+            self._build_fused()
         u_start = self.u_offset if u0 is None else np.asarray(u0, dtype=np.float64)
         self._u_prev = np.clip(u_start, self.u_lo, self.u_hi) - self.u_offset
         self._err = 0.0
@@ -353,8 +388,18 @@ class LinearMPC(Controller):
         self._init_state = x0 is None
         self._z = None
         self._overruns = 0
-        v = np.zeros(self._nv)
-        p, a, q, lo, hi = self.qp_data(v)
+        nxa, nu, ny = self._nxa, self.nu, self.ny
+        self._w = np.zeros(self._big.shape[1])
+        self._w_x = self._w[:nxa]
+        self._w_u = self._w[nxa : nxa + nu]
+        self._w_y = self._w[nxa + nu : nxa + nu + ny]
+        # reference part of w, one row per horizon step
+        self._v_ref = self._w[nxa + nu + ny :].reshape(self.horizon, ny)
+        if x0 is not None:
+            self._w_x[: self.nx] = np.asarray(x0, dtype=np.float64)
+        self._x_post = self._w_x.copy()
+        p, a, q, lo, hi = self.qp_data(np.zeros(self._nv))
+        self._qlu_last = np.concatenate([q, lo, hi])
         prob = osqp.OSQP()
         prob.setup(p, q, a, lo, hi, **self.osqp_settings())
         self._prob = prob
@@ -364,9 +409,6 @@ class LinearMPC(Controller):
         # an iteration- or time-limited iterate is still used (clipped to the
         # MV bounds and rate limits below), as real-time MPC practice does
         self._inexact = {int(st.OSQP_MAX_ITER_REACHED), int(st.OSQP_TIME_LIMIT_REACHED)}
-        self._v = np.zeros(self._nv)
-        # view of the reference part of v, one row per horizon step
-        self._v_ref = self._v[self.nx + self.nu + self.ny :].reshape(self.horizon, self.ny)
         self._u_lo_dev = self.u_lo - self.u_offset
         self._u_hi_dev = self.u_hi - self.u_offset
         self._ready = True
@@ -377,29 +419,31 @@ class LinearMPC(Controller):
             u=self._u_prev + self.u_offset, info={"fallback": reason, "model_trusted": False}
         )
 
+    def last_qp(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``(q, l, u)`` of the last QP solved (for checks and benchmarks)."""
+        nz, m = self._nz, self._m
+        qlu = self._qlu_last
+        return qlu[:nz], qlu[nz : nz + m], qlu[nz + m :]
+
     def step(self, observation: Observation) -> Action:
         """One MPC step for ``observation`` (``y``, ``sp``, optional ``sp_preview``)."""
         if not self._ready:
             raise NotFittedError("LinearMPC.step called before reset()")
         t0 = time.perf_counter()
         y = observation.y
-        if y.shape[0] != self.ny or not np.isfinite(y).all():
+        # a NaN or infinity anywhere makes the sum non-finite (cheaper than isfinite().all())
+        if y.shape[0] != self.ny or not math.isfinite(y.sum()):
             return self._hold("bad measurement (NaN or wrong size)")
         if observation.age is not None and float(np.max(observation.age)) > self.stale_s:
             return self._hold(f"stale data (age > {self.stale_s:g} s)")
-        if observation.u_prev is not None and np.isfinite(observation.u_prev).all():
+        if observation.u_prev is not None:
             self.track(observation.u_prev)
-        est = self.estimator
+        y_dev = y - self.y_offset
         if self._init_state:
-            self._initialise(y - self.y_offset)
-        xa = est.update(y - self.y_offset)
-        if self._steps >= 5:  # let the filter converge before judging the model
-            e = est.innovation / self.y_scale
-            self._err = 0.95 * self._err + 0.05 * float(e @ e) / self.ny
-        v = self._v
-        nx, nu, ny = self.nx, self.nu, self.ny
-        v[: nx + ny + nu] = np.concatenate((xa[:nx], self._u_prev, xa[nx:]))
-        n = self.horizon
+            self._initialise(y_dev)
+        self._w_y[:] = y_dev
+        self._w_u[:] = self._u_prev
+        n, ny = self.horizon, self.ny
         prev = observation.sp_preview
         if prev is not None and prev.ndim == 2 and prev.shape[1] == ny and prev.shape[0] > 0:
             rows = (
@@ -407,31 +451,45 @@ class LinearMPC(Controller):
                 if prev.shape[0] >= n
                 else np.vstack([prev, np.repeat(prev[-1:], n - prev.shape[0], 0)])
             )
-            v[nx + nu + ny :] = (rows - self.y_offset).ravel()
+            self._v_ref[:] = rows - self.y_offset
         else:
             self._v_ref[:] = observation.sp - self.y_offset
+        nxa = self._nxa
+        out = self._big @ self._w
+        xa = out[:nxa]
+        self._x_post = xa
+        if self._steps >= 5:  # let the filter converge before judging the model
+            e = out[nxa : nxa + ny] / self.y_scale
+            self._err = 0.95 * self._err + 0.05 * float(e @ e) / ny
+        qlu = self._c_all.copy()
+        qlu[self._rows] += out[nxa + ny :]
         if self.free_response is not None:
-            self._apply_free_response(xa)
-        qlu = self._qlu(v)
-        nz, m = self._nz, self._m
+            delta = self._free_response_shift(xa)
+            if delta is not None:
+                qlu[self._rows] += self._m_r @ delta
+        self._qlu_last = qlu
+        nz, m, nu = self._nz, self._m, self.nu
         if self._solver is not None:
-            self._solver.update_data_vec(q=qlu[:nz], l=qlu[nz : nz + m], u=qlu[nz + m :])
-            self._solver.solve()
-            status = int(self._solver.info.status_val)
-            z = self._solver.solution.x
-            iters = int(self._solver.info.iter)
+            solver = self._solver
+            solver.update_data_vec(q=qlu[:nz], l=qlu[nz : nz + m], u=qlu[nz + m :])
+            solver.solve()
+            inf = solver.info
+            status, iters = int(inf.status_val), int(inf.iter)
+            z = solver.solution.x
         else:  # pragma: no cover - other OSQP builds
             self._prob.update(q=qlu[:nz], l=qlu[nz : nz + m], u=qlu[nz + m :])
             res = self._prob.solve(raise_error=False)
             status, z, iters = int(res.info.status_val), res.x, int(res.info.iter)
         u_new = z[self._iu : self._iu + nu]
-        if (status not in self._ok and status not in self._inexact) or not np.isfinite(u_new).all():
-            est.predict(self._u_prev)
+        if (status not in self._ok and status not in self._inexact) or not math.isfinite(
+            u_new.sum()
+        ):
+            self._w_x[:] = self._ab @ np.concatenate((xa, self._u_prev))
             return self._hold(f"solver failure (OSQP status {status})")
         self._z = z
         du = np.minimum(np.maximum(u_new - self._u_prev, -self.du_max), self.du_max)
         u_dev = np.minimum(np.maximum(self._u_prev + du, self._u_lo_dev), self._u_hi_dev)
-        est.predict(u_dev)
+        self._w_x[:] = self._ab @ np.concatenate((xa, u_dev))
         self._u_prev = u_dev
         self._steps += 1
         elapsed = time.perf_counter() - t0
@@ -449,23 +507,23 @@ class LinearMPC(Controller):
             )
         return Action(u=u_dev + self.u_offset, info=info)
 
-    def _apply_free_response(self, xa: FloatArray) -> None:
-        """Replace the model's free response by ``self.free_response`` (one step only).
+    def _free_response_shift(self, xa: FloatArray) -> FloatArray | None:
+        """Reference shift that replaces the model's free response by ``free_response``.
 
         ``free_response`` holds outside predictions of ``y`` for the next ``N``
-        steps with the MV held (CV units), e.g. from a nonlinear model. Shifting
-        the reference by their difference from this model's free response
-        makes the MPC track with the outside free response plus this model's
-        forced response (successive linearisation around the predicted
-        trajectory).
+        steps with the MV held (CV units), e.g. from a nonlinear model; it is
+        used for one step. Shifting the reference by its difference from this
+        model's free response makes the MPC track with the outside free
+        response plus this model's forced response (successive linearisation
+        around the predicted trajectory).
         """
         fr = np.asarray(self.free_response, dtype=np.float64)
         self.free_response = None
         if fr.shape != (self.horizon, self.ny) or not np.isfinite(fr).all():
-            return
+            return None
         own = (self._phi @ xa[: self.nx] + self._psi @ self._u_prev).reshape(self.horizon, self.ny)
         own += xa[self.nx :]
-        self._v_ref -= fr - self.y_offset - own
+        return np.asarray(-(fr - self.y_offset - own).ravel())
 
     def warm_start(self, z: FloatArray) -> None:
         """Warm-start the next solve with a previous solution of the same shape."""
@@ -491,23 +549,22 @@ class LinearMPC(Controller):
         except np.linalg.LinAlgError:
             x_ss = np.zeros(self.nx)
         x0 = x_ss + np.linalg.pinv(self.c) @ (y_dev - self.c @ x_ss)
-        est = self.estimator
-        est.x_pred = np.concatenate([x0, y_dev - self.c @ x0])
-        est.x_post = est.x_pred.copy()
+        self._w_x[: self.nx] = x0
+        self._w_x[self.nx :] = y_dev - self.c @ x0
 
     def track(self, u_applied: FloatArray) -> None:
         """Use the MV actually applied (after the guard) for the next prediction."""
         if not self._ready:
             return
         u_dev = np.asarray(u_applied, dtype=np.float64) - self.u_offset
-        if not np.all(np.isfinite(u_dev)):
+        if u_dev.shape != self._u_prev.shape or not np.isfinite(u_dev).all():
             return
         delta = u_dev - self._u_prev
         if np.any(delta != 0.0):
-            self.estimator.x_pred = self.estimator.x_pred + self.estimator.ba @ delta
+            self._w_x += self.estimator.ba @ delta
             self._u_prev = u_dev
 
     @property
     def disturbance(self) -> FloatArray:
         """Estimated output disturbance ``d`` (CV units)."""
-        return np.asarray(self.estimator.x_post[self.nx :])
+        return np.asarray(self._x_post[self.nx :])
