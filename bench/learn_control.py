@@ -89,7 +89,7 @@ def bench_latency(n_steps: int = 3000, seed: int = 0) -> dict[str, Any]:
         gc.enable()
     ts, tr = np.array(t_step[50:]) * 1e3, np.array(t_raw[50:]) * 1e3
     out = {
-        "model": "4 states, 2 inputs, 2 outputs, horizon 30 (60 moves + 2 slacks)",
+        "model": "4 states, 2 inputs, 2 outputs, horizon 30 (sparse QP: states, moves, slacks)",
         "steps": len(ts),
         "step_median_ms": float(np.median(ts)),
         "step_p99_ms": float(np.percentile(ts, 99)),
