@@ -362,6 +362,49 @@ class AutopilotLoop(Controller):
         )
 
     @classmethod
+    def from_loop_config(
+        cls, cfg: Any, params: dict[str, Any], cv_tags: Any, mv_tags: Any, guard: Any = None
+    ) -> AutopilotLoop:
+        """Build from a site file's loop (``controller: autopilot``).
+
+        MV limits come from ``limits.mv_lo/mv_hi`` (else the MV tags' ranges),
+        CV limits from ``limits.cv_lo/cv_hi`` (else the CV tags' ranges), the
+        rate limit from ``limits.mv_rate`` (per second) times the period.
+        ``params`` may hold ``settings`` (an :class:`AutopilotSettings`
+        mapping), ``pid`` (fallback settings) and ``seed``.
+        """
+        lim = cfg.limits
+        n_mv, n_cv = len(mv_tags), len(cv_tags)
+
+        def pick(v: Any, default: list[float], n: int) -> FloatArray:
+            if v is None:
+                return np.asarray(default, dtype=np.float64)
+            return np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+
+        rate = None
+        if lim.mv_rate is not None:
+            rate = pick(lim.mv_rate, [], n_mv) * float(cfg.period_s)
+        known = {"settings", "pid", "seed"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown autopilot parameter(s) {unknown}; allowed: {sorted(known)}",
+                field=f"loops.{cfg.name}.params",
+            )
+        return cls(
+            dt=float(cfg.period_s),
+            u_lo=pick(lim.mv_lo, [t.lo for t in mv_tags], n_mv),
+            u_hi=pick(lim.mv_hi, [t.hi for t in mv_tags], n_mv),
+            y_lo=pick(lim.cv_lo, [t.lo for t in cv_tags], n_cv),
+            y_hi=pick(lim.cv_hi, [t.hi for t in cv_tags], n_cv),
+            du_max=rate,
+            pid=params.get("pid"),
+            settings=AutopilotSettings(**(params.get("settings") or {})),
+            seed=int(params.get("seed", 0)),
+            name=cfg.name,
+        )
+
+    @classmethod
     def example(cls, workdir: Any = None) -> AutopilotLoop:
         """A small loop (1 MV in 0..2, 1 CV in -1..3) for the contract checks."""
         s = AutopilotSettings(
@@ -539,7 +582,9 @@ class AutopilotLoop(Controller):
         self._ck += 1
         if self._ck >= s.commission_steps:
             self._finish_commission(obs)
-        return Action(u=u, info={"experiment": True, "model_trusted": False})
+        # the experiment is the intended action: not flagged untrusted, so the
+        # guard applies it (within its envelope) instead of handing over
+        return Action(u=u, info={"experiment": True})
 
     def _finish_commission(self, obs: Observation) -> None:
         s = self.settings
@@ -611,14 +656,11 @@ class AutopilotLoop(Controller):
         bad = bool(info.get("fallback")) or not info.get("model_trusted", True)
         self._bad_run = self._bad_run + 1 if bad else 0
         pid_u = ctrl.pid.step(obs) if ctrl.pid is not None else self._u.copy()
+        from_pid = True
         if self.phase == Phase.ADVISORY:
             self._adv += 1
             u = pid_u
-            info = {
-                "advice": act.u.tolist(),
-                "model_trusted": not bad,
-                **{k: v for k, v in info.items() if k != "fallback"},
-            }
+            info = {"advice": act.u.tolist(), **info}
             if self._adv >= s.advisory_steps and self._bad_run == 0:
                 self._event(
                     obs.t,
@@ -633,6 +675,7 @@ class AutopilotLoop(Controller):
                 u = pid_u
             else:
                 u = act.u if not info.get("fallback") else self._u.copy()
+                from_pid = False
         else:  # FALLBACK
             u = pid_u
             self._good = getattr(self, "_good", 0) + 1 if not bad else 0
@@ -646,7 +689,14 @@ class AutopilotLoop(Controller):
                 self._start_commission(None, "")
                 self._base = self._u.copy()
                 self._ctrl = None
-                info["fallback"] = "re-identification started"
+                info["autopilot"] = "re-identification started"
+        if from_pid and ctrl.pid is not None:
+            # the proposal is the autopilot's own PID: the MPC's diagnosis is
+            # kept for the record but must not make the guard hand over again
+            info = {k: v for k, v in info.items() if k not in ("fallback", "model_trusted")}
+            info["mpc_trusted"] = not bad
+            if act.info.get("fallback"):
+                info["mpc_fallback"] = act.info["fallback"]
         u = np.clip(np.asarray(u, dtype=np.float64), self.u_lo, self.u_hi)
         if self._ctrl is not None:
             ctrl.mpc.track(u)
