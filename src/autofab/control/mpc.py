@@ -169,6 +169,47 @@ class LinearMPC(Controller):
         return cls(a, b, c, **kwargs)
 
     @classmethod
+    def from_loop_config(
+        cls, cfg: Any, params: dict[str, Any], cv_tags: Any, mv_tags: Any, guard: Any = None
+    ) -> LinearMPC:
+        """Build from a site file's loop (``controller: mpc``) and a registered model.
+
+        ``params``: ``registry`` (folder) and ``model`` (name), optional
+        ``version``, plus any :class:`LinearMPC` keyword (``horizon``,
+        ``q_y``, ``r_du``, ``energy_cost``...). MV limits come from
+        ``limits.mv_lo/mv_hi`` (else the MV tags), soft CV limits from
+        ``limits.cv_lo/cv_hi`` (else the CV tags), the rate limit from
+        ``limits.mv_rate`` times the period.
+        """
+        from autofab.learn.registry import ModelRegistry
+
+        kw = dict(params)
+        where = f"loops.{cfg.name}.params"
+        if "registry" not in kw or "model" not in kw:
+            raise ConfigError("controller 'mpc' needs 'registry' and 'model'", field=where)
+        model = ModelRegistry(kw.pop("registry")).load(
+            str(kw.pop("model")), kw.pop("version", None)
+        )
+        if not model.is_linear:
+            raise ConfigError(f"model {type(model).__name__} is not linear", field=f"{where}.model")
+        lim = cfg.limits
+
+        def pick(v: Any, default: list[float], n: int) -> FloatArray:
+            if v is None:
+                return np.asarray(default, dtype=np.float64)
+            return np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+
+        kw.setdefault("dt", float(cfg.period_s))
+        kw.setdefault("u_lo", pick(lim.mv_lo, [t.lo for t in mv_tags], len(mv_tags)))
+        kw.setdefault("u_hi", pick(lim.mv_hi, [t.hi for t in mv_tags], len(mv_tags)))
+        kw.setdefault("y_lo", pick(lim.cv_lo, [t.lo for t in cv_tags], len(cv_tags)))
+        kw.setdefault("y_hi", pick(lim.cv_hi, [t.hi for t in cv_tags], len(cv_tags)))
+        if lim.mv_rate is not None:
+            kw.setdefault("du_max", pick(lim.mv_rate, [], len(mv_tags)) * float(cfg.period_s))
+        kw.setdefault("stale_s", float(lim.stale_after_s))
+        return cls.from_model(model, **kw)
+
+    @classmethod
     def example(cls, workdir: Path | None = None) -> LinearMPC:
         """A small ready MPC: two-tank-like 2-state, 1-input plant, dt = 1 s."""
         a = np.array([[0.9, 0.0], [0.08, 0.92]])
