@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from plants import TwoTank
+from autopilot_plants import TwoTank
 
 from autofab.control import Autopilot, AutopilotLoop
 from autofab.control.autopilot import AutopilotSettings, Phase
