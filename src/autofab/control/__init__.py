@@ -1,5 +1,6 @@
 """Closed-loop control: controllers, the safety guard and loop modes."""
 
+from autofab.control.autopilot import Autopilot, AutopilotLoop
 from autofab.control.base import Action, Controller, LoopMode, Observation
 from autofab.control.pid import PIDController
 from autofab.control.safety import (
@@ -26,3 +27,4 @@ __all__ = [
     "SafetyGuard",
     "require_guarded",
 ]
+__all__ += ["Autopilot", "AutopilotLoop"]

@@ -27,6 +27,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",
+        "mpc": "autofab.control.mpc:LinearMPC",
+        "autopilot": "autofab.control.autopilot:AutopilotLoop",
     },
     "historian": {
         "duckdb": "autofab.historian.duckdb:DuckDBHistorian",

@@ -1,0 +1,302 @@
+"""Control benchmarks: MPC latency, third-party Gymnasium plants, twins.
+
+Learned-model control on process environments written by others (pc-gym)
+against their true-model reference, MPC step latency against a raw OSQP
+solve, and the built-in twins (when present).
+
+Run: ``PYTHONPATH=$PWD/src python bench/learn_control.py [--only latency|gym|twins]``.
+Prints tables and writes ``bench/results/learn_control.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import osqp
+
+from autofab.control import Autopilot
+from autofab.control.autopilot import AutopilotSettings
+from autofab.control.base import Observation
+from autofab.control.mpc import LinearMPC
+
+RESULTS = Path(__file__).parent / "results"
+
+
+# ----------------------------------------------------------------- latency
+def bench_latency(n_steps: int = 3000, seed: int = 0) -> dict[str, Any]:
+    """ctrl.step vs a raw OSQP update+solve of the same QP, interleaved in one run."""
+    rng = np.random.default_rng(seed)
+    # 4-state, 2-input, 2-output plant: two coupled second-order lags, dt = 1 s
+    a = np.array(
+        [
+            [0.92, 0.05, 0.0, 0.0],
+            [0.0, 0.90, 0.0, 0.0],
+            [0.0, 0.0, 0.88, 0.06],
+            [0.03, 0.0, 0.0, 0.85],
+        ]
+    )
+    b = np.array([[0.0, 0.0], [0.10, 0.02], [0.0, 0.0], [0.01, 0.12]])
+    c = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    mpc = LinearMPC(
+        a,
+        b,
+        c,
+        dt=1.0,
+        u_lo=[-1, -1],
+        u_hi=[1, 1],
+        horizon=30,
+        du_max=0.2,
+        y_lo=[-2, -2],
+        y_hi=[2, 2],
+        r_du=0.05,
+    )
+    mpc.reset(seed=seed)
+    p_mat, a_mat, q, lo, hi = mpc.qp_data(np.zeros(mpc._nv))
+    raw = osqp.OSQP()
+    raw.setup(p_mat, q, a_mat, lo, hi, **mpc.osqp_settings())
+    x = np.zeros(4)
+    sp = np.zeros(2)
+    t_step, t_raw, iters = [], [], []
+    gc.disable()
+    try:
+        for k in range(n_steps):
+            if k % 100 == 0:
+                sp = rng.uniform(-0.6, 0.6, 2)
+            y = c @ x + 0.005 * rng.standard_normal(2)
+            obs = Observation(t=float(k), y=y, sp=sp)
+            t0 = time.perf_counter()
+            act = mpc.step(obs)
+            t1 = time.perf_counter()
+            # the same QP the controller just solved
+            q, lo, hi = mpc.last_qp()
+            t2 = time.perf_counter()
+            raw.update(q=q, l=lo, u=hi)
+            res = raw.solve(raise_error=False)
+            t3 = time.perf_counter()
+            del res
+            t_step.append(t1 - t0)
+            t_raw.append(t3 - t2)
+            iters.append(act.info.get("iters", 0))
+            x = a @ x + b @ act.u + 0.002 * rng.standard_normal(4)
+    finally:
+        gc.enable()
+    ts, tr = np.array(t_step[50:]) * 1e3, np.array(t_raw[50:]) * 1e3
+    out = {
+        "model": "4 states, 2 inputs, 2 outputs, horizon 30 (sparse QP: states, moves, slacks)",
+        "steps": len(ts),
+        "step_median_ms": float(np.median(ts)),
+        "step_p99_ms": float(np.percentile(ts, 99)),
+        "raw_osqp_median_ms": float(np.median(tr)),
+        "raw_osqp_p99_ms": float(np.percentile(tr, 99)),
+        "ratio_median": float(np.median(ts) / np.median(tr)),
+        "mean_iters": float(np.mean(iters)),
+        "n_constraints": int(mpc._m),
+    }
+    print("\nLatency (ms)             median     p99")
+    print(f"ctrl.step (LinearMPC)  {out['step_median_ms']:8.3f} {out['step_p99_ms']:8.3f}")
+    print(f"raw OSQP update+solve  {out['raw_osqp_median_ms']:8.3f} {out['raw_osqp_p99_ms']:8.3f}")
+    print(f"ratio step/raw (median) {out['ratio_median']:.3f}; target <= 1.0, p99 < 2 ms")
+    return out
+
+
+# ----------------------------------------------------------------- pc-gym
+def _oracle_cls() -> Any:
+    from pcgym.oracle import oracle
+
+    class Oracle(oracle):  # type: ignore[misc]
+        """pc-gym's nonlinear MPC on the true model (do-mpc + IPOPT).
+
+        do-mpc 5 passes the time as an array to the parameter functions, which
+        pc-gym 0.1.8 converts with ``int()``; we convert it to a float first.
+        """
+
+        def setup_mpc(self) -> Any:
+            mpc, sim = super().setup_mpc()
+            for obj in (mpc, sim):
+                obj.p_fun = _float_time(obj.p_fun)
+            return mpc, sim
+
+    return Oracle
+
+
+def _float_time(f: Any) -> Any:
+    def wrapped(t: Any) -> Any:
+        return f(float(np.asarray(t).ravel()[0]))
+
+    return wrapped
+
+
+def _cstr_params() -> dict[str, Any]:
+    n = 100
+    return {
+        "N": n,
+        "tsim": 25,
+        "SP": {"Ca": [0.85] * 50 + [0.9] * 50},
+        "o_space": {"low": np.array([0.7, 300, 0.8]), "high": np.array([1, 350, 0.9])},
+        "a_space": {"low": np.array([295.0]), "high": np.array([302.0])},
+        # the third entry is the setpoint shown in the first observation: the
+        # schedule's first value, as the oracle uses it from the first step
+        "x0": np.array([0.8, 330, 0.85]),
+        "model": "cstr",
+        "integration_method": "casadi",
+        "normalise_o": False,
+        "normalise_a": True,
+    }
+
+
+def _four_tank_params() -> dict[str, Any]:
+    n = 200
+    h1 = [0.09] * 70 + [0.12] * 70 + [0.10] * 60
+    h2 = [0.107] * 100 + [0.09] * 100
+    return {
+        "N": n,
+        "tsim": 2000,
+        "SP": {"h1": h1, "h2": h2},
+        "o_space": {
+            "low": np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+            "high": np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]),
+        },
+        "a_space": {"low": np.array([0.0, 0.0]), "high": np.array([10.0, 10.0])},
+        "x0": np.array([0.09, 0.107, 0.184, 0.094, 0.09, 0.107]),  # setpoints: schedule[0]
+        "model": "four_tank",
+        "integration_method": "casadi",
+        "normalise_o": False,
+        "normalise_a": True,
+    }
+
+
+CASES = {
+    "pcgym.cstr": {"params": _cstr_params, "cv": [0], "aux": [1], "sp": [2], "keys": ["Ca"]},
+    "pcgym.four_tank": {
+        "params": _four_tank_params,
+        "cv": [0, 1],
+        "aux": [2, 3],
+        "sp": [4, 5],
+        "keys": ["h1", "h2"],
+    },
+}
+
+
+def bench_gym(budget: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Learned-model MPC vs pc-gym's true-model NMPC oracle, same episode and cost."""
+    warnings.filterwarnings("ignore")
+    import pcgym
+
+    out: dict[str, Any] = {}
+    print(f"\npc-gym (cost = sum of squared setpoint errors over the episode; budget {budget})")
+    print(
+        f"{'env':18} {'id steps':>8} {'fit':>14} {'autopilot':>11} {'oracle':>11} "
+        f"{'ratio':>7} {'learn s':>8}"
+    )
+    for name, case in CASES.items():
+        params = case["params"]()
+        env = pcgym.make_env(params)
+        ap = Autopilot(
+            cv_index=case["cv"],
+            sp_index=case["sp"],
+            aux_index=case["aux"],
+            dt=env.dt,
+            seed=seed,
+            settings=AutopilotSettings(),
+        )
+        t0 = time.perf_counter()
+        res = ap.learn(env, budget=budget)
+        t_learn = time.perf_counter() - t0
+        ctrl = ap.controller()
+        np.random.seed(seed)
+        obs, _ = env.reset()
+        ctrl.reset(seed=seed)
+        n = params["N"]
+        sp = np.array([params["SP"][k] for k in case["keys"]])
+        states = []
+        step_s = []
+        for _ in range(n - 1):
+            t1 = time.perf_counter()
+            act = ctrl.step(obs)
+            step_s.append(time.perf_counter() - t1)
+            obs, _r, done, _t, _i = env.step(act.u)
+            states.append(env.state[: len(case["keys"])].copy())
+            if done:
+                break
+        xs = np.array(states).T
+        m = xs.shape[1]
+        cost_ap = float(np.sum((xs - sp[:, :m]) ** 2))
+        t0 = time.perf_counter()
+        orc = _oracle_cls()(pcgym.make_env, params)
+        x_or, _u_or = orc.mpc()
+        t_or = time.perf_counter() - t0
+        cost_or = float(np.sum((x_or[: len(case["keys"]), :m] - sp[:, :m]) ** 2))
+        ratio = cost_ap / cost_or
+        fit = res.validation.fit
+        out[name] = {
+            "id_steps": res.steps,
+            "model": res.kind,
+            "fit": [float(f) for f in fit],
+            "cost_autopilot": cost_ap,
+            "cost_oracle": cost_or,
+            "ratio": ratio,
+            "learn_s": t_learn,
+            "oracle_s": t_or,
+            "step_median_ms": float(np.median(step_s) * 1e3),
+            "mode_changes": ctrl.mode_changes,
+            "experiment_events": res.events,
+        }
+        fits = ",".join(f"{f:.3f}" for f in fit)
+        print(
+            f"{name:18} {res.steps:8d} {fits:>14} {cost_ap:11.3e} {cost_or:11.3e} "
+            f"{ratio:7.3f} {t_learn:8.1f}"
+        )
+    return out
+
+
+# ----------------------------------------------------------------- twins
+def bench_twins() -> dict[str, Any]:
+    """Shift under the autopilot vs the commissioned baseline on each built-in twin."""
+    from autofab.core import registry
+
+    out: dict[str, Any] = {}
+    print("\nTwins")
+    for name in ("cure_oven", "ois_line", "cstr", "welding_cell", "calcination_kiln"):
+        try:
+            registry.load("twin", name)
+        except Exception as exc:  # report whatever is missing
+            out[name] = {"measured": False, "reason": f"{type(exc).__name__}: {exc}"}
+            print(f"{name:18} not measured ({type(exc).__name__})")
+            continue
+        out[name] = {"measured": False, "reason": "twin present but no shift scenario wired yet"}
+        print(f"{name:18} not measured (no shift scenario wired yet)")
+    return out
+
+
+def main() -> None:
+    """Run the benchmarks and write the JSON results."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["latency", "gym", "twins"], default=None)
+    ap.add_argument("--budget", type=int, default=2000)
+    args = ap.parse_args()
+    results: dict[str, Any] = {}
+    if args.only in (None, "latency"):
+        results["latency"] = bench_latency()
+    if args.only in (None, "gym"):
+        try:
+            results["gym"] = bench_gym(budget=args.budget)
+        except ImportError as exc:
+            print(f"pc-gym not installed ({exc}); install the 'bench' extra")
+            results["gym"] = {"measured": False, "reason": str(exc)}
+    if args.only in (None, "twins"):
+        results["twins"] = bench_twins()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "learn_control.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
