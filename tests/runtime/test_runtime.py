@@ -4,7 +4,7 @@ import json
 import pytest
 
 from autofab.errors import ConfigError, SafetyViolation
-from autofab.runtime import Runtime, RunSettings
+from autofab.runtime import RunSettings, Runtime
 from autofab.runtime.loops import LoopRunner
 from autofab.site import parse_site
 
@@ -51,8 +51,15 @@ def test_closed_loop_reaches_setpoint_and_reports(tmp_path):
     assert k["co2_kg"] == pytest.approx(k["energy_kwh"] * 0.5)
     assert k["availability"] == pytest.approx(1.0)
     assert set(rep["kpis"]) >= {
-        "oee", "availability", "effectiveness", "quality", "yield", "idle_fraction",
-        "energy_kwh", "energy_kwh_per_good_unit", "co2_kg",
+        "oee",
+        "availability",
+        "effectiveness",
+        "quality",
+        "yield",
+        "idle_fraction",
+        "energy_kwh",
+        "energy_kwh_per_good_unit",
+        "co2_kg",
     }
     json.dumps(rep, allow_nan=False)
     del last
@@ -99,8 +106,11 @@ def test_restart_appends_without_duplicates(tmp_path):
 def test_bad_tag_reference_names_field_and_suggests(tmp_path):
     text = SITE.replace("cv: tank/vessel/temperature", "cv: tank/vessel/temprature")
     with pytest.raises(ConfigError) as ei:
-        Runtime(parse_site(text, "t.yaml"), RunSettings(historian_path=str(tmp_path / "x.duckdb")),
-                source="t.yaml")
+        Runtime(
+            parse_site(text, "t.yaml"),
+            RunSettings(historian_path=str(tmp_path / "x.duckdb")),
+            source="t.yaml",
+        )
     msg = str(ei.value)
     assert "t.yaml" in msg and "loops.0.cv" in msg and "tank/vessel/temperature" in msg
 
@@ -110,6 +120,14 @@ def test_runtime_refuses_unguarded_controller(tmp_path):
     rt = Runtime(site, RunSettings(historian_path=str(tmp_path / "x.duckdb")))
     raw = rt.loops[0].loop.controller
     with pytest.raises(SafetyViolation):
-        LoopRunner(site.loops[0], cv_tags=rt.loops[0].cv_tags, mv_tags=rt.loops[0].mv_tags,
-                   sp_tags=None, loop=raw, bus=rt.bus, write=rt.write, tag_prefix="test/a1/l1")
+        LoopRunner(
+            site.loops[0],
+            cv_tags=rt.loops[0].cv_tags,
+            mv_tags=rt.loops[0].mv_tags,
+            sp_tags=None,
+            loop=raw,
+            bus=rt.bus,
+            write=rt.write,
+            tag_prefix="test/a1/l1",
+        )
     rt.historian.close()

@@ -21,6 +21,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """autofab: connect, learn, control, watch, plan and measure a production line."""
+
+
 for _module in (run_cmd,):
     _module.register(app)
 

@@ -40,30 +40,38 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.1f} %" if pct else f"{v:,.3f}" if abs(v) < 100 else f"{v:,.1f}"
 
 
+KPI_ROWS = (
+    ("OEE", "oee", True),
+    ("availability", "availability", True),
+    ("effectiveness", "effectiveness", True),
+    ("quality", "quality", True),
+    ("yield", "yield", True),
+    ("idle fraction", "idle_fraction", True),
+    ("parts good / total", "parts", False),
+    ("energy, kWh", "energy_kwh", False),
+    ("energy per good unit, kWh", "energy_kwh_per_good_unit", False),
+    ("energy cost", "energy_cost", False),
+    ("CO2, kg", "co2_kg", False),
+)
+
+
 def kpi_table(report: dict[str, Any]) -> Table:
-    """Rich table of the line KPIs and, when several, the units' KPIs."""
-    cols = [
-        ("OEE", "oee", True),
-        ("Avail.", "availability", True),
-        ("Effect.", "effectiveness", True),
-        ("Quality", "quality", True),
-        ("Yield", "yield", True),
-        ("Idle", "idle_fraction", True),
-        ("Good", "parts_good", False),
-        ("Energy kWh", "energy_kwh", False),
-        ("kWh/good", "energy_kwh_per_good_unit", False),
-        ("CO2 kg", "co2_kg", False),
-    ]
+    """Rich table: one row per KPI, one column for the line and each other unit."""
     hours = report["duration_s"] / 3600
     table = Table(title=f"{report['site']}: KPIs over {hours:g} h (seed {report['seed']})")
-    table.add_column("unit")
-    for title, _, _ in cols:
+    table.add_column("KPI")
+    cols = [("line" + (f" ({report['line']})" if report.get("line") else ""), report["kpis"])]
+    cols += [(n, k) for n, k in report["units"].items() if n != report.get("line")]
+    for title, _ in cols:
         table.add_column(title, justify="right")
-    rows = [(f"line ({report['line']})" if report.get("line") else "line", report["kpis"])]
-    if len(report["units"]) > 1:
-        rows += [(name, k) for name, k in report["units"].items() if name != report.get("line")]
-    for name, k in rows:
-        table.add_row(name, *(_fmt(k.get(key), pct) for _, key, pct in cols))
+    for label, key, pct in KPI_ROWS:
+        cells = []
+        for _, k in cols:
+            if key == "parts":
+                cells.append(f"{k['parts_good']:,.0f} / {k['parts_total']:,.0f}")
+            else:
+                cells.append(_fmt(k.get(key), pct))
+        table.add_row(label, *cells)
     return table
 
 

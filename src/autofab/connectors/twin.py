@@ -10,9 +10,8 @@ transmitter would; process faults go to the plant.
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from autofab.connectors.base import ConnectionState, SteppedConnector
 from autofab.core import registry
 from autofab.core.base import Quality, Sample, Tag
-from autofab.core.bus import Overflow
 from autofab.errors import ConfigError, ConnectorError
 from autofab.site.base import ConnectorConfig
 from autofab.twins.base import SENSOR_FAULTS, Fault, Plant
@@ -107,7 +105,6 @@ class TwinConnector(SteppedConnector):
         self._stuck: dict[int, float] = {}
         self._last_y: np.ndarray | None = None
         self._t0: float | None = None
-        self._listeners: list[asyncio.Queue[Sample]] = []
         self.state = ConnectionState.DISCONNECTED
 
     @classmethod
@@ -237,11 +234,7 @@ class TwinConnector(SteppedConnector):
             if m is not None
             for i, v, q in (m,)
         ]
-        for q in self._listeners:
-            for s in samples:
-                if q.full():
-                    q.get_nowait()
-                q.put_nowait(s)
+        self._fanout(samples)
         return samples
 
     async def read(self, tags: Sequence[str]) -> list[Sample]:
@@ -258,24 +251,6 @@ class TwinConnector(SteppedConnector):
             v = float(self._last_y[idx]) if self._last_y is not None else math.nan
             out.append(Sample(tag, ts, v))
         return out
-
-    async def subscribe(  # type: ignore[override]
-        self,
-        tags: Sequence[str],
-        queue_maxsize: int = 10_000,
-        overflow: Overflow = Overflow.DROP_OLDEST,
-    ) -> AsyncIterator[Sample]:
-        """Samples of ``tags`` as the plant is stepped (oldest dropped when full)."""
-        wanted = set(tags)
-        q: asyncio.Queue[Sample] = asyncio.Queue(maxsize=queue_maxsize)
-        self._listeners.append(q)
-        try:
-            while True:
-                s = await q.get()
-                if s.tag in wanted:
-                    yield s
-        finally:
-            self._listeners.remove(q)
 
     async def write(self, tag: str, value: float) -> None:
         """Set MV ``tag`` to ``value`` for the next steps (runtime only)."""

@@ -29,6 +29,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "connector": {
         "twin": "autofab.connectors.twin:TwinConnector",
+        "replay": "autofab.connectors.replay:ReplayConnector",
     },
     "detector": {},
     "scheduler": {},

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autofab.connectors.base import Connector, SteppedConnector
+from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
 from autofab.control.safety import GuardedLoop, SafetyGuard
 from autofab.core import registry
@@ -127,6 +128,8 @@ class Runtime:
         prefix = cfg.prefix or self.site.site.prefix
         if cfg.kind == "twin":
             return TwinConnector.from_config(cfg, prefix, self.settings.seed, self.source)
+        if cfg.kind == "replay":
+            return ReplayConnector.from_config(cfg, self.source, prefix=prefix)
         try:
             cls = registry.load("connector", cfg.kind)
         except ConfigError as exc:
@@ -295,6 +298,7 @@ class Runtime:
                 else:
                     tasks.append(asyncio.create_task(self._pump(conn)))
             for lr in self.loops:
+                lr.loop.reset(self.settings.seed)
                 self.scheduler.add(Job(f"loop:{lr.name}", lr.period, self._looper(lr), PRIO_LOOP))
             last_flush = [time.monotonic()]
             interval = self.site.historian.flush_interval_s
@@ -348,8 +352,7 @@ class Runtime:
         now = self.clock.now()
         grid = self.site.kpi.grid_co2_kg_per_kwh
         return {
-            a.unit.name: jsonable(_kpi_block(a.elements(now), grid))
-            for a in self.unit_accumulators
+            a.unit.name: jsonable(_kpi_block(a.elements(now), grid)) for a in self.unit_accumulators
         }
 
     # ----- report ---------------------------------------------------------
@@ -410,4 +413,3 @@ def _kpi_block(e: WorkUnitElements, grid: float) -> dict[str, Any]:
         running_s=e.apt,
     )
     return out
-
