@@ -173,6 +173,7 @@ class LoopOut(BaseModel):
     interventions: int
     interventions_by_kind: dict[str, int]
     last_intervention: InterventionOut | None
+    trend: list[str] = Field(default_factory=list, description="tags to trend for this loop")
 
 
 class ModeIn(_In):

@@ -41,12 +41,12 @@ def find_loop(ctx: Ctx, name: str) -> Any:
     raise not_found(f"no loop {name!r}; loops: {names}")
 
 
-def _signal(bus: Any, tag: Any) -> SignalOut:
+def _signal(bus: Any, tag: Any, fallback: float | None = None) -> SignalOut:
     s = bus.latest(tag.path)
     return SignalOut(
         tag=tag.path,
         unit=tag.unit,
-        value=None if s is None else num(s.value),
+        value=fallback if s is None else num(s.value),
         ts=None if s is None else s.ts,
     )
 
@@ -78,6 +78,16 @@ def loop_out(ctx: Ctx, lr: Any) -> LoopOut:
     counts = dict(getattr(guard, "counts", {}))
     proposed = [bus.latest(p) for p in getattr(lr, "proposal_out", [])]
     cfg = getattr(lr, "cfg", None)
+    applied = nums(getattr(guard, "last_applied", None))
+    mv = [
+        _signal(bus, t, applied[i] if i < len(applied) else None) for i, t in enumerate(lr.mv_tags)
+    ]
+    # what to trend: CVs, setpoints, and each MV (its proposal when the MV tag has no samples)
+    props = list(getattr(lr, "proposal_out", []))
+    trend = [t.path for t in lr.cv_tags] + list(getattr(lr, "sp_out", []))
+    for i, t in enumerate(lr.mv_tags):
+        has = bus.latest(t.path) is not None or i >= len(props)
+        trend.append(t.path if has else props[i])
     return LoopOut(
         name=lr.name,
         controller=str(getattr(cfg, "controller", type(getattr(lr, "loop", lr)).__name__)),
@@ -85,12 +95,13 @@ def loop_out(ctx: Ctx, lr: Any) -> LoopOut:
         period_s=float(getattr(lr, "period", 1.0)),
         cv=[_signal(bus, t) for t in lr.cv_tags],
         sp=nums(lr.sp),
-        mv=[_signal(bus, t) for t in lr.mv_tags],
+        mv=mv,
         mv_proposed=[None if s is None else num(s.value) for s in proposed],
         limits=limits_out(guard),
         interventions=len(log),
         interventions_by_kind={str(k): int(v) for k, v in counts.items()},
         last_intervention=_intervention(log[-1]) if log else None,
+        trend=trend,
     )
 
 

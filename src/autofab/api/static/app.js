@@ -357,8 +357,7 @@ async function refreshCore() {
   S.loops = loops; S.status = status;
   $("#clock").textContent = utc(status.now) + " UTC" + (status.speed !== "1" && status.speed !== "1.0" ? ` ×${status.speed}` : "");
   renderKpis(kpis); renderAlarms(alarms); renderFaceplates();
-  const main = loops.flatMap((l) => [l.cv[0].tag, `${l.cv[0].tag.split("/").slice(0, 3).join("/")}/control/${l.name}/sp`, l.mv[0].tag])
-    .filter((t) => S.tags[t]).slice(0, 6);
+  const main = loops.flatMap((l) => l.trend).filter((t) => S.tags[t]).slice(0, 6);
   if (main.join() !== S.trendMain.join()) { S.trendMain = main; backfill(main); }
   if (!S.trendBig.length) { S.trendBig = main.slice(); renderChips(); }
 }
