@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import PASSWORD, api_settings
 
 from autofab.api import Role, create_app
 from autofab.runtime import RunSettings, Runtime
 from autofab.site import load_site
 from autofab.sites import site_path
+from conftest import PASSWORD, api_settings
 
 SPEED = 60.0  # simulated seconds per wall second
 
@@ -32,8 +32,8 @@ class Live:
         r = await self.c.post("/api/auth/login", json={"username": name, "password": PASSWORD})
         self.h[role.value] = {"Authorization": f"Bearer {r.json()['token']}"}
 
-    async def until(self, cond: Any, timeout: float = 10.0) -> None:
-        for _ in range(int(timeout / 0.05)):
+    async def until(self, cond: Any, wait_s: float = 10.0) -> None:
+        for _ in range(int(wait_s / 0.05)):
             if cond():
                 return
             await asyncio.sleep(0.05)
