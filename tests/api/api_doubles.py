@@ -335,3 +335,65 @@ class RuntimeDouble:
 
 
 __all__ = ["Alarm", "Quality", "RuntimeDouble"]
+
+
+class GanttDouble:
+    """A planner's output as Gantt bars: three machines, five jobs, from ``t0``."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+
+    def gantt(self) -> list[dict[str, Any]]:
+        bars, free = [], {"press": 0.0, "oven": 0.0, "inspection": 0.0}
+        for j, (a, b, c) in enumerate(
+            [(20, 45, 10), (30, 40, 8), (15, 50, 12), (25, 35, 9), (20, 45, 10)]
+        ):
+            t = 0.0
+            for res, dur in (("press", a), ("oven", b), ("inspection", c)):
+                start = max(t, free[res])
+                end = start + dur * 60.0
+                bars.append(
+                    {
+                        "resource": res,
+                        "job": f"J{j + 1}",
+                        "op": res[:2],
+                        "start": self.t0 + start,
+                        "end": self.t0 + end,
+                    }
+                )
+                free[res] = t = end
+        return bars
+
+
+class ModelsDouble:
+    """A registry with two versions of one model and their validation figures."""
+
+    def __init__(self) -> None:
+        self.meta = {
+            ("oven_zone1", 1): {
+                "class": "ARX",
+                "created": "2026-01-05T06:00:00+00:00",
+                "validation": {"fit_percent": 91.2, "nrmse": 0.088},
+            },
+            ("oven_zone1", 2): {
+                "class": "N4SID",
+                "created": "2026-01-06T06:00:00+00:00",
+                "validation": {"fit_percent": 95.7, "nrmse": 0.043},
+            },
+        }
+        self.current = {"oven_zone1": 2}
+
+    def names(self) -> list[str]:
+        return sorted({n for n, _ in self.meta})
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(v for n, v in self.meta if n == name)
+
+    def metadata(self, name: str, version: int) -> dict[str, Any]:
+        return self.meta[(name, version)]
+
+    def active(self, name: str) -> int | None:
+        return self.current.get(name)
+
+    def activate(self, name: str, version: int, user: str) -> None:
+        self.current[name] = version

@@ -221,8 +221,10 @@ function makePlot(el, tags, height) {
       value: (_, v) => v === null ? "--" : v.toFixed(2) };
   }));
   const axis = { stroke: "#8a96a5", grid: { stroke: "#262d36", width: 1 }, ticks: { stroke: "#2f3742" } };
-  const axes = [{ ...axis }, { ...axis, scale: "y", label: units[0] || "" }];
+  const hhmmss = (u, splits) => splits.map((v) => new Date(v * 1000).toISOString().slice(11, 19));
+  const axes = [{ ...axis, values: hhmmss }, { ...axis, scale: "y", label: units[0] || "" }];
   if (units.length > 1) axes.push({ ...axis, scale: "y2", side: 1, grid: { show: false }, label: units[1] });
+  series[0] = { label: "UTC", value: (u, v) => v === null ? "--" : new Date(v * 1000).toISOString().slice(11, 19) };
   const opts = { width: Math.max(300, el.clientWidth), height, series, axes, scales: { x: { time: true } },
     legend: { live: true }, cursor: { drag: { x: true, y: false } } };
   el.replaceChildren();
