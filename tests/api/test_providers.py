@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from api_doubles import GanttDouble, ModelsDouble
+
 from conftest import Api
 
 
@@ -14,7 +17,7 @@ def test_schedule_gantt_bars_do_not_overlap_per_resource(api: Api) -> None:
     assert len(s["bars"]) == 15
     for res in s["resources"]:
         bars = sorted((b["start"], b["end"]) for b in s["bars"] if b["resource"] == res)
-        assert all(a[1] <= b[0] for a, b in zip(bars, bars[1:], strict=False))
+        assert all(a[1] <= b[0] for a, b in pairwise(bars))
     assert min(b["start"] for b in s["bars"]) == t0
 
 
