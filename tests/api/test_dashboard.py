@@ -7,6 +7,7 @@ alarm and reads the audit entries; saves screenshots to docs/img/.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -35,7 +36,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +111,9 @@ def page(chromium: str, served: Served) -> Iterator[Any]:
         browser.close()
 
 
-def test_operator_session_end_to_end(page: Any, served: Served) -> None:
+def test_operator_session_end_to_end(page: Any, served: Served, tmp_path: Path) -> None:
+    # AUTOFAB_SCREENSHOTS=1 refreshes the screenshots of the docs; otherwise they go to tmp
+    img = DOCS_IMG if os.environ.get("AUTOFAB_SCREENSHOTS") == "1" else tmp_path
     rt = served.runtime
     pv_tag = rt.loops[0].cv_tags[0].path
     page.goto(served.url)
@@ -134,8 +137,8 @@ def test_operator_session_end_to_end(page: Any, served: Served) -> None:
     )
     assert abs(float(pv_text) - 120.0) < 15.0  # zone 1 runs near its 120 degC SP
     page.wait_for_timeout(2500)  # let the trend fill before the screenshot
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / "dashboard.png"))
+    img.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(img / "dashboard.png"))
 
     # an operator may not change setpoints: the control is disabled
     assert page.is_disabled('.faceplate[data-loop="zone1"] .fp-sp button')
@@ -154,16 +157,16 @@ def test_operator_session_end_to_end(page: Any, served: Served) -> None:
     assert "loop.mode" in rows and "loop:zone1" in rows and "alarm.ack" in rows
     mode_row = page.inner_text('#audit tbody tr:has(td:text-is("loop.mode"))')
     assert "olga" in mode_row and "autonomous" in mode_row and "advisory" in mode_row
-    page.screenshot(path=str(IMG / "audit.png"))
+    page.screenshot(path=str(img / "audit.png"))
 
     page.click('.tab[data-tab="schedule"]')
     page.wait_for_selector("#gantt svg rect")
-    page.screenshot(path=str(IMG / "schedule.png"))
+    page.screenshot(path=str(img / "schedule.png"))
     page.click('.tab[data-tab="trends"]')
     page.wait_for_selector("#trend-big .uplot")
     page.wait_for_timeout(800)
-    page.screenshot(path=str(IMG / "trends.png"))
+    page.screenshot(path=str(img / "trends.png"))
     page.click('.tab[data-tab="models"]')
     page.wait_for_selector("#models tbody tr")
-    page.screenshot(path=str(IMG / "models.png"))
+    page.screenshot(path=str(img / "models.png"))
     page.click('.tab[data-tab="overview"]')

@@ -19,6 +19,7 @@ import uvicorn
 
 def make_server(app: Any, host: str = "127.0.0.1", port: int = 8000, **kw: Any) -> uvicorn.Server:
     """A uvicorn server for ``app`` (no access log: the audit log records writes)."""
+    kw.setdefault("ws_per_message_deflate", False)  # compressing every batch costs more CPU
     config = uvicorn.Config(
         app, host=host, port=port, log_level=kw.pop("log_level", "warning"), access_log=False, **kw
     )
