@@ -20,7 +20,6 @@ import math
 import multiprocessing as mp
 import os
 import socket
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -92,7 +91,7 @@ def server_main(port: int, seconds: float, tmp: str, out: Any) -> None:
         srv = asyncio.create_task(server.serve())
         pub = asyncio.create_task(publisher())
         probe = asyncio.create_task(lag_probe())
-        while not (Path(tmp) / "done").exists():
+        while not (Path(tmp) / "done").exists():  # noqa: ASYNC110 - another process
             await asyncio.sleep(0.2)
         server.should_exit = True
         for t in (run, pub, probe):
