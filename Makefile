@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= connect,api,dev
+EXTRAS ?= connect,api,plan,dev
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench install clean

@@ -11,8 +11,13 @@ import sys
 
 import typer
 
+from autofab.cli import connect as connect_cmd
+from autofab.cli import learn as learn_cmd
 from autofab.cli import monitor as monitor_cmd
 from autofab.cli import run as run_cmd
+from autofab.cli import schedule as schedule_cmd
+from autofab.cli import serve as serve_cmd
+from autofab.cli import user as user_cmd
 from autofab.errors import ConfigError
 
 app = typer.Typer(
@@ -29,7 +34,15 @@ def _root() -> None:
     """autofab: connect, learn, control, watch, plan and measure a production line."""
 
 
-for _module in (run_cmd, monitor_cmd):
+for _module in (
+    run_cmd,
+    serve_cmd,
+    user_cmd,
+    monitor_cmd,
+    learn_cmd,
+    schedule_cmd,
+    connect_cmd,
+):
     _module.register(app)
 
 

@@ -48,9 +48,6 @@ BUILTIN: dict[str, dict[str, str]] = {
         "window_pca": "autofab.monitor.pca:WindowPCADetector",
         "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
     },
-    "scheduler": {},
-
-    "detector": {},
     "scheduler": {
         "cpsat": "autofab.plan.cpsat:CpSatScheduler",
         "cpsat_lns": "autofab.plan.cpsat:LnsScheduler",
