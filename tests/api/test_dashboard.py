@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 from api_doubles import Alarm, AlarmsDouble, GanttDouble, ModelsDouble
+from api_support import PASSWORD, api_settings
 
 from autofab.api import Role, create_app
 from autofab.api.server import make_server, serve
 from autofab.runtime import RunSettings, Runtime
 from autofab.site import load_site
 from autofab.sites import site_path
-from conftest import PASSWORD, api_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -5,8 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from api_doubles import GanttDouble, ModelsDouble
-
-from conftest import Api
+from api_support import Api
 
 
 def test_schedule_gantt_bars_do_not_overlap_per_resource(api: Api) -> None:

@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 from api_doubles import P
+from api_support import PASSWORD, Api
 
 from autofab.control.base import LoopMode
-from conftest import PASSWORD, Api
 
 CV = f"{P}/oven/zone1/temperature"
 MV = f"{P}/oven/zone1/heater_power"

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from api_support import PASSWORD, api_settings
 
 from autofab.api import Role, create_app
 from autofab.runtime import RunSettings, Runtime
 from autofab.site import load_site
 from autofab.sites import site_path
-from conftest import PASSWORD, api_settings
 
 SPEED = 60.0  # simulated seconds per wall second
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from api_doubles import GanttDouble, ModelsDouble, RuntimeDouble
+from api_support import PASSWORD, api_settings
 from hypothesis import HealthCheck, settings
 
 from autofab.api import Role, create_app
-from conftest import PASSWORD, api_settings
 
 schemathesis = pytest.importorskip("schemathesis")
 

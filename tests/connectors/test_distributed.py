@@ -14,7 +14,7 @@ from autofab.core.bus import Bus
 from autofab.historian.postgres import PostgresHistorian
 from autofab.site.base import ConnectorConfig
 from autofab.site.loader import load_site
-from conftest import require_service
+from service_support import require_service
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ois_line_distributed.yaml"
 

@@ -17,7 +17,7 @@ from autofab.core.base import Quality, Sample
 from autofab.core.bus import Bus
 from autofab.errors import ConfigError, ConnectorError
 from autofab.site.base import ConnectorConfig
-from conftest import require_service
+from service_support import require_service
 
 
 def _prefix() -> str:

@@ -15,7 +15,7 @@ from autofab.connectors.sparkplug import (
 )
 from autofab.connectors.sparkplug_pb import DataType, Payload
 from autofab.core.base import Quality, Sample, Tag
-from conftest import require_service
+from service_support import require_service
 
 
 def test_payload_wire_format_matches_sparkplug_field_numbers():

@@ -10,7 +10,7 @@ import pytest
 from autofab.core.base import Quality, Sample, Tag
 from autofab.errors import ConfigError
 from autofab.historian.postgres import PostgresHistorian
-from conftest import require_service
+from service_support import require_service
 
 T0 = 1767592800.0  # 2026-01-05 06:00 UTC
 

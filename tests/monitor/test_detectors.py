@@ -13,7 +13,7 @@ from autofab.monitor import (
     load_detector,
 )
 from autofab.testing.detector import normal_data
-from conftest import shared_data
+from service_support import shared_data
 
 
 def _tep(name):

@@ -3,7 +3,7 @@ import pytest
 
 from autofab.errors import NotFittedError
 from autofab.monitor.rul import RULRegressor, nasa_score, piecewise_rul, rmse
-from conftest import shared_data
+from service_support import shared_data
 
 
 def test_scores():

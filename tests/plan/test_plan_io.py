@@ -14,7 +14,7 @@ from autofab.plan import (
     schedule_from_json,
     schedule_to_json,
 )
-from conftest import shared_data
+from service_support import shared_data
 
 FT06 = (Path(__file__).parent / "data" / "ft06.txt").read_text()
 

@@ -32,6 +32,7 @@ from autofab.monitor.base import AlarmState
 from autofab.monitor.live import LiveMonitor
 from autofab.runtime.base import REPORT_SCHEMA_VERSION, RunSettings, jsonable
 from autofab.runtime.loops import LoopRunner
+from autofab.runtime.planning import PlanLink
 from autofab.runtime.scheduler import Job, Scheduler
 from autofab.site.base import HistorianConfig, SiteConfig
 from autofab.site.loader import load_site
@@ -116,6 +117,17 @@ class Runtime:
         self.units = [self._unit_tags(i) for i in range(len(site.kpi.units))]
         self.events: list[dict[str, Any]] = []
         self.monitor = self._build_monitor()
+        self.planner = (
+            PlanLink.from_config(
+                site.plan,
+                {u.name: u for u in self.units},
+                self.source,
+                self.settings.seed,
+            )
+            if site.plan
+            else None
+        )
+        self.schedule = self.planner.agent if self.planner is not None else None
         self.alarms = self.monitor.alarms if self.monitor is not None else None
         self.scheduler = Scheduler(self.clock)
         self.unit_accumulators: list[UnitAccumulator] = []
@@ -325,6 +337,12 @@ class Runtime:
             await conn.connect()
         try:
             for conn in self.connectors:
+                northbound = getattr(getattr(conn, "options", None), "publish", None)
+                if northbound and hasattr(conn, "run"):
+                    sub = self.bus.subscribe(
+                        northbound, 100_000, Overflow.DROP_OLDEST, name=f"publish:{conn.name}"
+                    )
+                    tasks.append(asyncio.create_task(conn.run(sub)))
                 if isinstance(conn, SteppedConnector):
                     self.scheduler.add(
                         Job(
@@ -343,17 +361,31 @@ class Runtime:
             last_flush = [time.monotonic()]
             interval = self.site.historian.flush_interval_s
 
-            async def historian_job(ts: float) -> None:
-                self.historian.append(hist_sub.drain())
+            def sink(samples: list[Sample]) -> None:
+                self.historian.append(samples)
                 if time.monotonic() - last_flush[0] >= interval:
                     self.historian.flush()
                     last_flush[0] = time.monotonic()
+
+            async def historian_job(ts: float) -> None:
+                if isinstance(self.clock, SimClock):
+                    sink(hist_sub.drain())
+                else:  # real time: disk writes never block the loops
+                    await asyncio.to_thread(sink, hist_sub.drain())
 
             async def kpi_job(ts: float) -> None:
                 for s in kpi_sub.drain():
                     for a in routes.get(s.tag, ()):
                         a.update(s)
 
+            if self.planner is not None:
+                planner = self.planner
+                planner.start()
+
+                async def plan_job(ts: float) -> None:
+                    planner.observe(ts - self.clock.start_ts, self.bus)
+
+                self.scheduler.add(Job("plan", 1.0, plan_job, PRIO_CONSUMER))
             if self.monitor is not None:
                 self.scheduler.add(Job("monitor", 1.0, self._monitor_job(), PRIO_CONSUMER))
             self.scheduler.add(Job("historian", interval, historian_job, PRIO_CONSUMER))
@@ -458,6 +490,8 @@ class Runtime:
         }
         if self.monitor is not None:
             report["monitor"] = self.monitor.report()
+        if self.planner is not None:
+            report["plan"] = self.planner.report()
         return jsonable(report)  # type: ignore[no-any-return]
 
 
