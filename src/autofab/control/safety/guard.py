@@ -255,7 +255,7 @@ class SafetyGuard:
             return self._u_last
         if obs is not None and obs.u_prev is not None:
             up = _arr(obs.u_prev)
-            if up.size == self.n and np.all(np.isfinite(up)):
+            if up.size == self.n and all(map(math.isfinite, up.tolist())):
                 return up
         return self._u_last
 
@@ -351,7 +351,7 @@ class SafetyGuard:
                 return self._finish(t, mode, safe.copy(), False, prop, ivs, new, info, "none")
         elif prop is None:
             target, source = hold, "hold"
-        elif prop.size != self.n or not np.all(np.isfinite(prop)):
+        elif prop.size != self.n or not all(map(math.isfinite, prop.tolist())):
             target, source = hold, "hold"
             add(
                 K.INVALID_ACTION,
