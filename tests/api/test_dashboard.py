@@ -70,7 +70,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("serve")
-    cfg = load_site(site_path(None))
+    cfg = load_site(site_path("cure_line"))
     rs = RunSettings(duration_s=86400, speed=10.0, historian_path=str(tmp / "h.duckdb"))
     rt = Runtime(cfg, rs, source="cure_line")
     alarms = AlarmsDouble()

@@ -42,7 +42,7 @@ class Live:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    cfg = load_site(site_path(None))
+    cfg = load_site(site_path("cure_line"))
     settings = RunSettings(
         duration_s=6 * 3600, speed=SPEED, historian_path=str(tmp_path / "h.duckdb")
     )

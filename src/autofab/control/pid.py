@@ -53,6 +53,21 @@ def _as_vec(name: str, value: Param | None) -> FloatArray:
     return arr
 
 
+def _floats(value: Any) -> list[float]:
+    """Flat list of Python floats (the per-channel update works on plain floats)."""
+    out: list[float] = np.asarray(value, dtype=np.float64).ravel().tolist()
+    return out
+
+
+def _clip(v: float, lo: float, hi: float) -> float:
+    """``v`` limited to ``[lo, hi]``; NaN stays NaN (as ``np.clip``)."""
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
 class PIDController(Controller):
     """Decentralised ISA-form PID controllers, channel ``i`` maps ``y[i] -> u[i]``.
 
@@ -112,8 +127,9 @@ class PIDController(Controller):
         self._validate()
         self._ready = False
         self._nch: int | None = None
-        self._state: dict[str, FloatArray] = {}
-        self._pending: FloatArray | None = None
+        # per-channel state (lists of floats): i, d, y, sp, p, v, u
+        self._state: dict[str, list[float]] = {}
+        self._pending: list[float] | None = None
 
     # ------------------------------------------------------------------ setup
     def _validate(self) -> None:
@@ -160,7 +176,11 @@ class PIDController(Controller):
         self._fixed_n = next(iter(sizes)) if sizes else None
 
     def _resolve(self, nch: int) -> None:
-        """Broadcast every parameter to ``nch`` channels and derive coefficients."""
+        """Broadcast every parameter to ``nch`` channels and derive coefficients.
+
+        The coefficients are computed once here (with numpy) and kept as lists
+        of floats, one per channel, for the per-channel update in :meth:`step`.
+        """
         h = float(self.dt)
         p = {
             k: np.broadcast_to(_as_vec(k, getattr(self, k)), nch).copy()
@@ -168,19 +188,25 @@ class PIDController(Controller):
             if getattr(self, k) is not None
         }
         kp, ti, td, n = p["kp"], p["ti"], p["td"], p["n"]
-        self._kp, self._b = kp, p["b"]
-        self._lo, self._hi = p["u_lo"], p["u_hi"]
-        self._bi = np.where(np.isinf(ti), 0.0, kp * h / np.where(np.isinf(ti), 1.0, ti))
-        self._ad = td / (td + n * h)
-        self._bd = kp * td * n / (td + n * h)
+        bi = np.where(np.isinf(ti), 0.0, kp * h / np.where(np.isinf(ti), 1.0, ti))
+        ad = td / (td + n * h)
+        bd = kp * td * n / (td + n * h)
         if "tt" in p:
             tt = p["tt"]
         else:
             tt = np.where(td > 0, np.sqrt(ti * np.where(td > 0, td, 1.0)), ti)
         tt = np.maximum(tt, h)
-        self._ar = np.where(np.isinf(tt), 0.0, h / np.where(np.isinf(tt), 1.0, tt))
+        ar = np.where(np.isinf(tt), 0.0, h / np.where(np.isinf(tt), 1.0, tt))
         if not self.antiwindup:
-            self._ar = np.zeros(nch)
+            ar = np.zeros(nch)
+        self._kp: list[float] = kp.tolist()
+        self._b: list[float] = p["b"].tolist()
+        self._lo: list[float] = p["u_lo"].tolist()
+        self._hi: list[float] = p["u_hi"].tolist()
+        self._bi: list[float] = bi.tolist()
+        self._ad: list[float] = ad.tolist()
+        self._bd: list[float] = bd.tolist()
+        self._ar: list[float] = ar.tolist()
         self._nch = nch
 
     @property
@@ -204,84 +230,90 @@ class PIDController(Controller):
             self._resolve(self._fixed_n)
         return {"controller": "pid", "channels": self._fixed_n, "seed": seed}
 
-    def _initial_u(self, obs: Observation | None, nch: int) -> FloatArray:
-        u = np.zeros(nch)
-        if self._pending is not None and self._pending.size == nch:
-            return np.where(np.isfinite(self._pending), self._pending, u)
+    def _initial_u(self, obs: Observation | None, nch: int) -> list[float]:
+        """Output to start from per channel (NaN: unknown, the integrator starts at 0)."""
+        if self._pending is not None and len(self._pending) == nch:
+            return [u if math.isfinite(u) else 0.0 for u in self._pending]
         if self.u0 is not None:
-            return np.broadcast_to(_as_vec("u0", self.u0), nch).astype(np.float64)
+            return _floats(np.broadcast_to(_as_vec("u0", self.u0), nch))
         if obs is not None and obs.u_prev is not None:
-            up = np.asarray(obs.u_prev, dtype=np.float64).ravel()
-            if up.size == nch:
-                return np.where(np.isfinite(up), up, np.nan)
-        return np.full(nch, np.nan)  # unknown: integrator starts at 0
+            up = _floats(obs.u_prev)
+            if len(up) == nch:
+                return [u if math.isfinite(u) else math.nan for u in up]
+        return [math.nan] * nch
+
+    def _initialise(
+        self, obs: Observation, y: list[float], sp: list[float], good: list[bool]
+    ) -> None:
+        """First step after ``reset``: start each channel from its initial output."""
+        u_init = self._initial_u(obs, len(y))
+        st: dict[str, list[float]] = {k: [] for k in ("i", "d", "y", "sp", "p", "v", "u")}
+        for k, ok in enumerate(good):
+            p0 = self._kp[k] * (self._b[k] * sp[k] - y[k]) if ok else 0.0
+            ui = u_init[k]
+            integ = ui - p0 if math.isfinite(ui) else 0.0
+            u = _clip(ui if math.isfinite(ui) else 0.0, self._lo[k], self._hi[k])
+            st["i"].append(integ if math.isfinite(integ) else 0.0)
+            st["d"].append(0.0)
+            st["y"].append(y[k] if ok else math.nan)
+            st["sp"].append(sp[k] if ok else math.nan)
+            st["p"].append(p0)
+            st["u"].append(u)
+            st["v"].append(u)
+        self._state = st
 
     def step(self, observation: Observation) -> Action:
         """One PID update; a non-finite ``y`` or ``sp`` holds that channel's output."""
         if not self._ready:
             raise NotFittedError("PIDController.step called before reset()")
-        y = np.asarray(observation.y, dtype=np.float64).ravel()
-        sp = np.asarray(observation.sp, dtype=np.float64).ravel()
-        nch = self._nch if self._nch is not None else y.size
-        if y.size != nch or sp.size != nch or nch == 0:
+        y_in = _floats(observation.y)
+        sp_in = _floats(observation.sp)
+        nch = self._nch if self._nch is not None else len(y_in)
+        if len(y_in) != nch or len(sp_in) != nch or nch == 0:
             u_prev = self._state.get("u")
-            u = u_prev.copy() if u_prev is not None else np.zeros(max(nch, 0))
+            u_hold = np.array(u_prev, dtype=np.float64) if u_prev is not None else np.zeros(nch)
             return Action(
-                u,
+                u_hold,
                 {
                     "fallback": f"shape: expected {nch} values of y and sp, "
-                    f"got {y.size} and {sp.size}"
+                    f"got {len(y_in)} and {len(sp_in)}"
                 },
             )
         if self._nch is None:
             self._resolve(nch)
+        good = [math.isfinite(y) and math.isfinite(sp) for y, sp in zip(y_in, sp_in, strict=True)]
+        if not self._state:
+            self._initialise(observation, y_in, sp_in, good)
         st = self._state
-        good = np.isfinite(y) & np.isfinite(sp)
-        if not st:
-            u_init = self._initial_u(observation, nch)
-            p0 = self._kp * (self._b * sp - y)
-            integ = np.where(np.isfinite(u_init), u_init - np.where(good, p0, 0.0), 0.0)
-            st.update(
-                i=np.where(np.isfinite(integ), integ, 0.0),
-                d=np.zeros(nch),
-                y=np.where(good, y, np.nan),
-                p=np.where(good, p0, 0.0),
-                u=np.clip(np.where(np.isfinite(u_init), u_init, 0.0), self._lo, self._hi),
-                v=np.zeros(nch),
-                sp=np.where(good, sp, np.nan),
-            )
-            st["v"] = st["u"].copy()
-        # bad channels are computed on zeros and discarded below
-        y = np.where(good, y, 0.0)
-        sp = np.where(good, sp, 0.0)
-        e = sp - y
-        p = self._kp * (self._b * sp - y)
-        dy = np.where(np.isfinite(st["y"]), y - np.nan_to_num(st["y"]), 0.0)
-        d = self._ad * st["d"] - self._bd * dy
-        v = p + st["i"] + d
-        u = np.clip(v, self._lo, self._hi)
-        i_new = st["i"] + self._bi * e + self._ar * (u - v)
-        # commit only the good channels; bad ones keep state and previous output
-        st["i"] = np.where(good, i_new, st["i"])
-        st["d"] = np.where(good, d, st["d"])
-        st["y"] = np.where(good, y, st["y"])
-        st["sp"] = np.where(good, sp, st["sp"])
-        st["p"] = np.where(good, p, st["p"])
-        st["v"] = np.where(good, v, st["v"])
-        st["u"] = np.where(good, u, st["u"])
+        st_i, st_d, st_y, st_sp = st["i"], st["d"], st["y"], st["sp"]
+        st_p, st_v, st_u = st["p"], st["v"], st["u"]
+        saturated = False
+        for k in range(nch):
+            if not good[k]:
+                continue  # a bad channel keeps its state and its previous output
+            y, sp = y_in[k], sp_in[k]
+            e = sp - y
+            p = self._kp[k] * (self._b[k] * sp - y)
+            dy = y - st_y[k] if math.isfinite(st_y[k]) else 0.0
+            d = self._ad[k] * st_d[k] - self._bd[k] * dy
+            v = p + st_i[k] + d
+            u = _clip(v, self._lo[k], self._hi[k])
+            st_i[k] = st_i[k] + self._bi[k] * e + self._ar[k] * (u - v)
+            st_d[k], st_y[k], st_sp[k], st_p[k], st_v[k], st_u[k] = d, y, sp, p, v, u
+            saturated = saturated or u != v
         info: dict[str, Any] = {
-            "p": st["p"].copy(),
-            "i": st["i"].copy(),
-            "d": st["d"].copy(),
-            "saturated": bool(np.any(good & (u != v))),
+            "p": np.array(st_p, dtype=np.float64),
+            "i": np.array(st_i, dtype=np.float64),
+            "d": np.array(st_d, dtype=np.float64),
+            "saturated": saturated,
         }
-        if not np.all(good):
-            bad = [int(k) for k in np.flatnonzero(~good)]
-            y_raw = np.asarray(observation.y, dtype=np.float64).ravel()
-            what = "measurement" if not np.all(np.isfinite(y_raw)) else "setpoint"
+        if not all(good):
+            bad = [k for k, ok in enumerate(good) if not ok]
+            finite_y = all(math.isfinite(y) for y in y_in)
+            what = "measurement" if not finite_y else "setpoint"
             info["fallback"] = f"non-finite {what} on channel(s) {bad}: holding previous output"
             info["fallback_channels"] = bad
-        return Action(st["u"].copy(), info)
+        return Action(np.array(st_u, dtype=np.float64), info)
 
     def track(self, u_applied: FloatArray) -> None:
         """Back-calculate the integrator against the value actually applied.
@@ -290,16 +322,18 @@ class PIDController(Controller):
         internal clamp already taken in ``step``, the integrator sees
         ``(dt/tt) * (u_applied - v)``. Non-finite entries are ignored.
         """
-        ua = np.asarray(u_applied, dtype=np.float64).ravel()
+        ua = _floats(u_applied)
         st = self._state
         if not st:
-            self._pending = ua.copy()
+            self._pending = ua
             return
-        if ua.size != st["u"].size:
+        st_i, st_u = st["i"], st["u"]
+        if len(ua) != len(st_u):
             return
-        ok = np.isfinite(ua)
-        st["i"] = np.where(ok, st["i"] + self._ar * (ua - st["u"]), st["i"])
-        st["u"] = np.where(ok, ua, st["u"])
+        for k, a in enumerate(ua):
+            if math.isfinite(a):
+                st_i[k] = st_i[k] + self._ar[k] * (a - st_u[k])
+                st_u[k] = a
 
     def handover(self, u_applied: FloatArray) -> None:
         """Bumpless transfer: continue from ``u_applied`` (controller not in control).
@@ -308,17 +342,18 @@ class PIDController(Controller):
         ``u_applied``: the next output differs from it only by what the
         measurement and setpoint do meanwhile.
         """
-        ua = np.asarray(u_applied, dtype=np.float64).ravel()
+        ua = _floats(u_applied)
         st = self._state
         if not st:
-            self._pending = ua.copy()
+            self._pending = ua
             return
-        if ua.size != st["u"].size:
+        if len(ua) != len(st["u"]):
             return
-        ok = np.isfinite(ua)
-        st["i"] = np.where(ok, ua - st["p"] - st["d"], st["i"])
-        st["u"] = np.where(ok, ua, st["u"])
-        st["v"] = np.where(ok, ua, st["v"])
+        for k, a in enumerate(ua):
+            if math.isfinite(a):
+                st["i"][k] = a - st["p"][k] - st["d"][k]
+                st["u"][k] = a
+                st["v"][k] = a
 
     def set_params(self, **params: Any) -> None:
         """Change tuning (``kp``, ``ti``, ``td``, ``n``, ``b``, ``u_lo``, ``u_hi``, ``tt``).
@@ -345,10 +380,14 @@ class PIDController(Controller):
             return
         self._resolve(self._nch)
         if st:
-            ok = np.isfinite(st["y"]) & np.isfinite(st["sp"])
-            p_new = np.where(ok, self._kp * (self._b * st["sp"] - st["y"]), st["p"])
-            st["i"] = st["i"] + st["p"] - p_new  # keeps P + I (hence the output) unchanged
-            st["p"] = p_new
+            for ch in range(self._nch):
+                y, sp, p_old = st["y"][ch], st["sp"][ch], st["p"][ch]
+                if math.isfinite(y) and math.isfinite(sp):
+                    p_new = self._kp[ch] * (self._b[ch] * sp - y)
+                else:
+                    p_new = p_old
+                st["i"][ch] = st["i"][ch] + p_old - p_new  # keeps P + I (hence the output)
+                st["p"][ch] = p_new
 
     @classmethod
     def example(cls, workdir: Path) -> PIDController:

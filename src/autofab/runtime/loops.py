@@ -78,8 +78,11 @@ class LoopRunner:
         self.sp = np.asarray(cfg.sp if cfg.sp is not None else [math.nan] * n_cv, dtype=np.float64)
         self.period = cfg.period_s
         self._u_prev: np.ndarray | None = None
-        self._cv_lo = _as_array(cfg.limits.cv_lo, n_cv)
-        self._cv_hi = _as_array(cfg.limits.cv_hi, n_cv)
+        cv_lo, cv_hi = _as_array(cfg.limits.cv_lo, n_cv), _as_array(cfg.limits.cv_hi, n_cv)
+        self._cv_lo: list[float] | None = None if cv_lo is None else cv_lo.tolist()
+        self._cv_hi: list[float] | None = None if cv_hi is None else cv_hi.tolist()
+        # the tags the interlocks read: the only part of the process image they need
+        self._interlock_tags = sorted({p for il in self.guard.interlocks for p in il.tags})
         base = f"{tag_prefix}/control/{cfg.name}"
         idx = [""] if n_cv == 1 else [str(i) for i in range(n_cv)]
         mdx = [""] if len(self.mv_tags) == 1 else [str(i) for i in range(len(self.mv_tags))]
@@ -164,9 +167,10 @@ class LoopRunner:
         return Observation(t=t, y=y, sp=self.sp.copy(), u_prev=self._u_prev, age=age)
 
     def _process(self) -> Mapping[str, float]:
+        """Latest values of the tags the interlocks read (those that have one)."""
         if not self.cfg.interlocks:
             return {}
-        return {p: s.value for p, s in self.bus.snapshot().items()}
+        return {p: s.value for p, s in self.bus.snapshot(self._interlock_tags).items()}
 
     async def step(self, ts: float, t: float) -> None:
         """Run one control step at UTC ``ts`` (runtime-clock time ``t``)."""
@@ -177,18 +181,23 @@ class LoopRunner:
             for tag, v in zip(self.mv_tags, decision.u, strict=True):
                 await self._write(tag.path, float(v))
             self._u_prev = np.asarray(decision.u, dtype=np.float64)
-        y = obs.y
-        if np.all(np.isfinite(y)):
-            self.iae += float(np.sum(np.abs(obs.sp - y))) * self.period
-            lo_bad = self._cv_lo is not None and bool(np.any(y < self._cv_lo))
-            hi_bad = self._cv_hi is not None and bool(np.any(y > self._cv_hi))
+        y: list[float] = obs.y.tolist()
+        sp: list[float] = obs.sp.tolist()
+        if all(map(math.isfinite, y)):
+            err = [abs(s - v) for s, v in zip(sp, y, strict=True)]
+            # one CV: the error itself; several: numpy's sum (same rounding as before)
+            self.iae += (err[0] if len(err) == 1 else float(np.sum(err))) * self.period
+            lo_bad = self._cv_lo is not None and any(
+                v < b for v, b in zip(y, self._cv_lo, strict=True)
+            )
+            hi_bad = self._cv_hi is not None and any(
+                v > b for v, b in zip(y, self._cv_hi, strict=True)
+            )
             if lo_bad or hi_bad:
                 self.limit_violations += 1
-        out = [Sample(p, ts, float(v)) for p, v in zip(self.sp_out, obs.sp, strict=True)]
-        out += [
-            Sample(p, ts, float(v))
-            for p, v in zip(self.proposal_out, np.asarray(decision.proposed), strict=True)
-        ]
+        proposed: list[float] = np.asarray(decision.proposed, dtype=np.float64).tolist()
+        out = [Sample(p, ts, v) for p, v in zip(self.sp_out, sp, strict=True)]
+        out += [Sample(p, ts, v) for p, v in zip(self.proposal_out, proposed, strict=True)]
         out.append(Sample(self.mode_out, ts, MODE_CODE[decision.mode]))
         out.append(Sample(self.interventions_out, ts, float(len(self.loop.interventions))))
         self.bus.publish_many(out)

@@ -31,6 +31,15 @@ def _vec(name: str, v: Bound) -> FloatArray:
     return a
 
 
+def _limit(x: float, lo: float, hi: float) -> float:
+    """``x`` limited to ``[lo, hi]`` (first raised to ``lo``, then lowered to ``hi``)."""
+    if x < lo:
+        x = lo
+    if x > hi:
+        x = hi
+    return x
+
+
 @dataclass(frozen=True)
 class Clip:
     """One limit taken by a projection: channel, kind and the bound used."""
@@ -87,6 +96,8 @@ class Envelope:
         if np.any(self.mv_rate <= 0):
             raise ConfigError(f"envelope mv_rate={self.mv_rate.tolist()} must be > 0 (MV unit/s)")
         self._cache: dict[int, tuple[FloatArray, FloatArray, FloatArray]] = {}
+        self._list_cache: dict[int, tuple[list[float], list[float], list[float]]] = {}
+        self._cv_lists: tuple[list[float], list[float]] = (self.cv_lo.tolist(), self.cv_hi.tolist())
         if np.any(self.cv_lo > self.cv_hi):
             raise ConfigError(
                 f"envelope cv_lo={self.cv_lo.tolist()} must be <= cv_hi={self.cv_hi.tolist()}",
@@ -107,6 +118,15 @@ class Envelope:
                 np.broadcast_to(self.mv_rate, size),
             )
             self._cache[size] = hit
+        return hit
+
+    def _bound_lists(self, size: int) -> tuple[list[float], list[float], list[float]]:
+        """:meth:`bounds` as lists of floats (computed once per size)."""
+        hit = self._list_cache.get(size)
+        if hit is None:
+            lo, hi, rate = self.bounds(size)
+            hit = (lo.tolist(), hi.tolist(), rate.tolist())
+            self._list_cache[size] = hit
         return hit
 
     def contains(self, u: FloatArray) -> bool:
@@ -136,38 +156,37 @@ class Envelope:
         and the limits intersect, so the result satisfies both.
         ``dt`` that is not finite or ``<= 0`` allows no change.
         """
-        a = np.asarray(u, dtype=np.float64).ravel().copy()
-        lo, hi, rate = self.bounds(a.size)
+        a: list[float] = np.asarray(u, dtype=np.float64).ravel().tolist()
+        lo, hi, rate = self._bound_lists(len(a))
+        prev: list[float] | None = None
+        if u_prev is not None:
+            prev = np.asarray(u_prev, dtype=np.float64).ravel().tolist()
+            if len(prev) != len(a):
+                prev = None
+        dt_ok = dt if math.isfinite(dt) and dt > 0 else 0.0
+        out: list[float] = []
         clips: list[Clip] = []
-        prev = None if u_prev is None else np.asarray(u_prev, dtype=np.float64).ravel()
-        if prev is not None and prev.size != a.size:
-            prev = None
-        bad = ~np.isfinite(a)
-        if bad.any():
-            if prev is not None:
-                a = np.where(bad, np.where(np.isfinite(prev), prev, lo), a)
-            else:
-                a = np.where(bad, lo, a)
-        win_lo = np.full(a.size, -np.inf)
-        win_hi = np.full(a.size, np.inf)
-        if prev is not None:
-            dt_ok = dt if math.isfinite(dt) and dt > 0 else 0.0
-            ok = np.isfinite(prev)
-            with np.errstate(invalid="ignore", over="ignore"):
-                step = np.where(np.isinf(rate), np.inf, rate * dt_ok)
-                win_lo = np.where(ok, prev - step, -np.inf)
-                win_hi = np.where(ok, prev + step, np.inf)
-        out = np.minimum(np.maximum(np.minimum(np.maximum(a, win_lo), win_hi), lo), hi)
-        # name the constraint that binds at the result
-        changed = out != a
-        for i in np.flatnonzero(changed) if changed.any() else ():
-            if a[i] > hi[i] and out[i] == hi[i]:
-                clips.append(Clip(int(i), InterventionKind.CLAMP_HIGH, float(hi[i])))
-            elif a[i] < lo[i] and out[i] == lo[i]:
-                clips.append(Clip(int(i), InterventionKind.CLAMP_LOW, float(lo[i])))
-            else:
-                clips.append(Clip(int(i), InterventionKind.RATE_LIMIT, float(out[i])))
-        return out, clips
+        for i, x in enumerate(a):
+            p = None if prev is None or not math.isfinite(prev[i]) else prev[i]
+            # a non-finite proposal becomes the previous value (or the low limit)
+            if not math.isfinite(x):
+                x = p if p is not None else lo[i]
+            # rate window around the previous value, then the hard limits
+            r = x
+            if p is not None:
+                step = math.inf if math.isinf(rate[i]) else rate[i] * dt_ok
+                r = _limit(r, p - step, p + step)
+            r = _limit(r, lo[i], hi[i])
+            out.append(r)
+            # name the constraint that binds at the result
+            if r != x:
+                if x > hi[i] and r == hi[i]:
+                    clips.append(Clip(i, InterventionKind.CLAMP_HIGH, hi[i]))
+                elif x < lo[i] and r == lo[i]:
+                    clips.append(Clip(i, InterventionKind.CLAMP_LOW, lo[i]))
+                else:
+                    clips.append(Clip(i, InterventionKind.RATE_LIMIT, r))
+        return np.array(out, dtype=np.float64), clips
 
     def project(self, u: FloatArray, u_prev: FloatArray | None, dt: float) -> FloatArray:
         """Guarded MV: inside ``[mv_lo, mv_hi]`` and within ``mv_rate*dt`` of ``u_prev``."""
@@ -175,11 +194,13 @@ class Envelope:
 
     def cv_violations(self, y: FloatArray) -> list[int]:
         """Indices of CVs outside ``[cv_lo, cv_hi]`` (NaN is not counted here)."""
-        a = np.asarray(y, dtype=np.float64).ravel()
-        if self.cv_lo.size not in (1, a.size):
+        a: list[float] = np.asarray(y, dtype=np.float64).ravel().tolist()
+        lo, hi = self._cv_lists
+        if len(lo) == 1:
+            lo, hi = lo * len(a), hi * len(a)
+        elif len(lo) != len(a):
             return []
-        bad = (a < self.cv_lo) | (a > self.cv_hi)
-        return [int(i) for i in np.flatnonzero(bad)] if bad.any() else []
+        return [i for i, x in enumerate(a) if x < lo[i] or x > hi[i]]
 
     def __repr__(self) -> str:
         return (

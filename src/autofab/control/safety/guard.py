@@ -49,10 +49,22 @@ def _arr(v: Any) -> FloatArray:
     return np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel().copy()
 
 
-def _fmt(a: FloatArray | None) -> str:
+def _floats(v: Any) -> list[float]:
+    out: list[float] = np.asarray(v, dtype=np.float64).ravel().tolist()
+    return out
+
+
+def _fmt(a: FloatArray | list[float] | None) -> str:
     if a is None:
         return "none"
     return "[" + ", ".join(f"{x:.6g}" for x in np.asarray(a).ravel()) + "]"
+
+
+def _per_value(bound: list[float] | None, n: int) -> list[float] | None:
+    """``bound`` for ``n`` values (one for all, or one each); ``None`` if it does not fit."""
+    if bound is None or len(bound) not in (1, n):
+        return None
+    return bound * n if len(bound) == 1 else bound
 
 
 class SafetyGuard:
@@ -154,6 +166,8 @@ class SafetyGuard:
             )
         self.y_lo = None if y_lo is None else _arr(y_lo)
         self.y_hi = None if y_hi is None else _arr(y_hi)
+        self._y_lo = None if self.y_lo is None else self.y_lo.tolist()
+        self._y_hi = None if self.y_hi is None else self.y_hi.tolist()
         self._mode = LoopMode(mode)
         self._manual: FloatArray | None = None
         if mv is not None:
@@ -241,26 +255,29 @@ class SafetyGuard:
             return self._u_last
         if obs is not None and obs.u_prev is not None:
             up = _arr(obs.u_prev)
-            if up.size == self.n and np.all(np.isfinite(up)):
+            if up.size == self.n and all(map(math.isfinite, up.tolist())):
                 return up
         return self._u_last
 
     def _measurement_problem(self, obs: Observation) -> tuple[InterventionKind, str] | None:
-        y, sp = _arr(obs.y), _arr(obs.sp)
-        if not np.all(np.isfinite(y)):
+        y = _floats(obs.y)
+        if not all(map(math.isfinite, y)):
             return K.BAD_MEASUREMENT, f"measurement not finite: y={_fmt(y)}"
-        if not np.all(np.isfinite(sp)):
+        sp = _floats(obs.sp)
+        if not all(map(math.isfinite, sp)):
             return K.BAD_MEASUREMENT, f"setpoint not finite: sp={_fmt(sp)}"
-        lo = self.y_lo if self.y_lo is not None and self.y_lo.size in (1, y.size) else None
-        hi = self.y_hi if self.y_hi is not None and self.y_hi.size in (1, y.size) else None
-        if (lo is not None and np.any(y < lo)) or (hi is not None and np.any(y > hi)):
+        lo, hi = _per_value(self._y_lo, len(y)), _per_value(self._y_hi, len(y))
+        if (lo is not None and any(v < b for v, b in zip(y, lo, strict=True))) or (
+            hi is not None and any(v > b for v, b in zip(y, hi, strict=True))
+        ):
             return K.BAD_MEASUREMENT, (
                 f"measurement outside instrument range: y={_fmt(y)}, range "
                 f"[{_fmt(self.y_lo)}, {_fmt(self.y_hi)}]"
             )
         if obs.age is not None:
-            age = _arr(obs.age)
-            if not np.all(np.isfinite(age)) or np.any(age > self.stale_after_s):
+            age = _floats(obs.age)
+            stale = self.stale_after_s
+            if not all(math.isfinite(a) and not a > stale for a in age):
                 return K.STALE_HOLD, (
                     f"measurement stale: age={_fmt(age)} s > stale_after_s={self.stale_after_s:g} s"
                 )
@@ -334,7 +351,7 @@ class SafetyGuard:
                 return self._finish(t, mode, safe.copy(), False, prop, ivs, new, info, "none")
         elif prop is None:
             target, source = hold, "hold"
-        elif prop.size != self.n or not np.all(np.isfinite(prop)):
+        elif prop.size != self.n or not all(map(math.isfinite, prop.tolist())):
             target, source = hold, "hold"
             add(
                 K.INVALID_ACTION,
@@ -399,7 +416,7 @@ class SafetyGuard:
                     why = "manual value " + why
                 add(c.kind, why, applied=u, ch=c.channel, what=target)
         # 4. CV limits are counted, not enforced
-        viol = self.envelope.cv_violations(_arr(obs.y))
+        viol = self.envelope.cv_violations(obs.y)
         if viol:
             self.cv_violation_count += 1
             info["cv_violations"] = viol

@@ -185,6 +185,10 @@ class Interlock:
     expr: str
     tags: frozenset[str]
     _fn: _Eval = field(repr=False, compare=False)
+    _order: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_order", tuple(sorted(self.tags)))
 
     def evaluate(self, process: Process) -> tuple[bool, str]:
         """Evaluate against the latest tag values; fail-safe (missing/NaN trips).
@@ -194,7 +198,7 @@ class Interlock:
         process : mapping of str to float
             Latest value of every tag, by path.
         """
-        for path in sorted(self.tags):
+        for path in self._order:
             v = process.get(path)
             try:
                 ok = v is not None and math.isfinite(float(v))
@@ -207,7 +211,7 @@ class Interlock:
         except _NotFinite as exc:
             return True, f"interlock {self.expr!r} tripped (fail-safe): {exc}"
         if value:
-            vals = ", ".join(f"{p}={float(process[p]):g}" for p in sorted(self.tags))
+            vals = ", ".join(f"{p}={float(process[p]):g}" for p in self._order)
             return True, f"interlock {self.expr!r} is true ({vals})"
         return False, ""
 
