@@ -203,7 +203,8 @@ def test_guarded_loop_never_writes_outside_the_envelope(sc):
         assert d.u.shape == (n,)
         if d.write:
             tripped = InterventionKind.INTERLOCK in kinds
-            step_dt = dt if t_prev is not None else 1.0  # first step: period (1 s default)
+            # the elapsed time as the guard sees it on the clock (t - t_prev in floats)
+            step_dt = t - t_prev if t_prev is not None else 1.0  # first step: period (1 s)
             assert_in_envelope(env, d.u, None if tripped else prev, step_dt)
             if tripped:
                 want = env.mv_lo if safe is None else safe
