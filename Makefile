@@ -19,6 +19,8 @@ install: $(STAMP)
 ## run: the default site (built-in twin, DuckDB file) for one simulated shift
 run: $(STAMP)
 	$(VENV)/bin/autofab run
+	@echo "dashboard: $(VENV)/bin/autofab user add NAME --role admin   (once), then"
+	@echo "           $(VENV)/bin/autofab serve   and open http://127.0.0.1:8000"
 
 ## test: the whole test suite (services on 127.0.0.1 are used when present)
 test: $(STAMP)
