@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import duckdb
 import numpy as np
@@ -78,9 +79,11 @@ def test_append_flushes_by_itself_on_size_and_age(tmp_path):
         assert h.row_count() == 0, "below max_buffer and younger than flush_interval_s"
         h.append([Sample(A, T0 + 99, 1.0)])
         assert h.row_count() == 100
-    with DuckDBHistorian(tmp_path / "g.duckdb", flush_interval_s=1e-6) as h:
+    with DuckDBHistorian(tmp_path / "g.duckdb", flush_interval_s=0.005) as h:
         h.append([Sample(A, T0, 1.0)])
-        assert h.row_count() == 1, "older than flush_interval_s: flushed at once"
+        time.sleep(0.02)
+        h.append([Sample(A, T0 + 1, 1.0)])
+        assert h.row_count() == 2, "oldest buffered sample older than flush_interval_s"
 
 
 def test_query_sees_buffered_samples(tmp_path):
@@ -237,3 +240,23 @@ def test_in_memory_store():
         assert h.row_count() == 0, "row_count counts stored (flushed) samples"
         assert h.flush() == 1
         assert h.row_count() == 1
+
+
+def test_recovers_after_an_unclean_stop(tmp_path):
+    path = tmp_path / "h.duckdb"
+    batches = _stream(seed=3, n_batches=20)
+    h = DuckDBHistorian(path)
+    for batch in batches:
+        h.append(batch)
+        h.flush()
+    expected_latest = h.latest([A, B])
+    expected = h.query([A, B], T0, T0 + 240, every=60, agg="last")
+    rows = h.row_count()
+    h._con.close()  # the process dies after a flush: close() never runs
+    with DuckDBHistorian(path) as again:
+        assert again.row_count() == rows
+        assert again.latest([A, B]) == expected_latest
+        got = again.query([A, B], T0, T0 + 240, every=60, agg="last")
+        np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+        again.append(batches[-1])  # replayed after the restart: stored once
+        assert again.flush() == 0

@@ -2,7 +2,7 @@
 
 Layout (see ``docs/historian.md``)::
 
-    meta    (key VARCHAR PRIMARY KEY, value VARCHAR)       schema version, rollup, watermark
+    meta    (key VARCHAR PRIMARY KEY, value VARCHAR)       version, rollup, watermark, clean
     tags    (tag_id INTEGER PRIMARY KEY, path VARCHAR UNIQUE, unit, lo, hi, kind,
              description, last_ts BIGINT, last_value DOUBLE, last_quality UTINYINT)
     samples (tag_id INTEGER, ts TIMESTAMPTZ, value DOUBLE, quality UTINYINT)
@@ -46,6 +46,7 @@ import pyarrow as pa
 
 from autofab.core.base import Quality, Sample, Tag, TagKind, validate_path
 from autofab.errors import ConfigError, HistorianError
+from autofab.historian import rollup
 from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike
 
 SCHEMA_VERSION = "1"
@@ -84,7 +85,7 @@ _PARTIAL = {
     "last_ts": "max(epoch_us(ts))",
     "last_v": "arg_max(value, ts)",
 }
-_ROLLUP_COLS = tuple(_PARTIAL)
+_ROLLUP_ALL = ", ".join(rollup.COLUMNS)
 _NEEDS: dict[str, tuple[str, ...]] = {
     "mean": ("n", "s"),
     "min": ("mn",),
@@ -211,6 +212,7 @@ class DuckDBHistorian(Historian):
         self._new_tags: dict[int, Tag] = {}
         self._last: dict[int, tuple[int, float, int]] = {}  # tag_id -> (ts_us, value, q)
         self._watermark: int | None = None
+        self._open: dict[tuple[int, int], rollup.Partial] = {}
         if not read_only:
             self._con.execute(_SCHEMA)
         self._load_state()
@@ -236,6 +238,8 @@ class DuckDBHistorian(Historian):
             self._next_id = max(self._next_id, tag_id + 1)
             if last_ts is not None:
                 self._last[tag_id] = (int(last_ts), float(last_value), int(last_q))
+        if meta.get("clean", "1") != "1":  # not closed cleanly: newest samples from the data
+            self._last = self._scan_latest()
         stored_rollup = meta.get("rollup_us")
         wm = meta.get("watermark_us")
         if self.read_only:
@@ -245,19 +249,20 @@ class DuckDBHistorian(Historian):
         rollup_changed = (stored_rollup or "") != str(self._rollup_us or "")
         with self._lock:
             con.begin()
-            if rollup_changed and stored_rollup is not None:
-                con.execute("DELETE FROM rollup")  # rebuilt from samples at the next flush
-                wm = None
             self._watermark = int(wm) if wm else None
             self._put_meta("schema_version", SCHEMA_VERSION)
             self._put_meta("rollup_us", str(self._rollup_us or ""))
-            self._put_meta("watermark_us", str(self._watermark or ""))
+            self._rebuild_rollup(rebuild=rollup_changed or (self._watermark is None))
+            self._put_meta("clean", "0")  # tags.last_* are written back by close()
             con.commit()
-        if rollup_changed and self._rollup_us is not None:
-            with self._lock:
-                con.begin()
-                self._advance_rollup()
-                con.commit()
+
+    def _scan_latest(self) -> dict[int, tuple[int, float, int]]:
+        """Newest stored sample of every tag, from ``samples`` (after an unclean stop)."""
+        rows = self._con.execute(
+            "SELECT tag_id, max(epoch_us(ts)), arg_max(value, ts), arg_max(quality, ts) "
+            "FROM samples GROUP BY tag_id"
+        ).fetchall()
+        return {int(t): (int(ts), float(v), int(q)) for t, ts, v, q in rows}
 
     def _put_meta(self, key: str, value: str) -> None:
         row = self._con.execute(
@@ -413,7 +418,7 @@ class DuckDBHistorian(Historian):
             if not self._buf and not new_tags:
                 return 0
             chunks, self._buf, self._buf_n = self._buf, [], 0
-            watermark = self._watermark
+            watermark, open_buckets = self._watermark, dict(self._open)
             con = self._con
             con.begin()
             try:
@@ -422,7 +427,7 @@ class DuckDBHistorian(Historian):
                 con.commit()
             except BaseException:
                 con.rollback()
-                self._watermark = watermark
+                self._watermark, self._open = watermark, open_buckets
                 self._buf = chunks + self._buf
                 self._buf_n = sum(len(c[0]) for c in self._buf)
                 self._reload_last()
@@ -442,145 +447,176 @@ class DuckDBHistorian(Historian):
             tag_id, ts_us, value, quality = chunks[0]
         else:
             tag_id, ts_us, value, quality = (np.concatenate(c) for c in zip(*chunks, strict=True))
-        # Group by tag (stable, so arrival order is kept inside a tag).
+        # Sort by tag then ts (``order``); the common case (each tag's samples
+        # already in time order) needs only a stable sort by tag.
         order = np.argsort(tag_id, kind="stable")
         st, sts = tag_id[order], ts_us[order]
-        same = st[1:] == st[:-1]
-        if bool(np.any(same & (sts[1:] <= sts[:-1]))):
-            # Not strictly increasing inside some tag: drop repeated (tag, ts), first wins.
+        in_order = not bool(np.any((st[1:] == st[:-1]) & (sts[1:] <= sts[:-1])))
+        if not in_order:  # drop repeated (tag, ts): the first appended wins
             order = np.lexsort((ts_us, tag_id))  # stable: arrival order among equals
             st, sts = tag_id[order], ts_us[order]
             first = np.ones(len(order), dtype=bool)
             first[1:] = (st[1:] != st[:-1]) | (sts[1:] != sts[:-1])
             order, st, sts = order[first], st[first], sts[first]
-            keep = np.sort(order)
-            v_all, q_all = value, quality  # ``order`` indexes these
-            tag_id, ts_us, value, quality = tag_id[keep], ts_us[keep], value[keep], quality[keep]
-        else:
-            v_all, q_all = value, quality
-        # Per tag, rows of ``order`` are now sorted by ts: first and last of each run.
+        sv, sq = value[order], quality[order]
         starts = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
         ends = np.r_[starts[1:], len(st)] - 1
         overlap = False
-        updates: list[tuple[int, int, float, int]] = []
         for g0, g1 in zip(starts.tolist(), ends.tolist(), strict=True):
             tid = int(st[g0])
             prev = self._last.get(tid)
             if prev is not None and sts[g0] <= prev[0]:
-                overlap = True
-            if prev is None or sts[g1] > prev[0]:
-                i = int(order[g1])
-                self._last[tid] = (int(sts[g1]), float(v_all[i]), int(q_all[i]))
-                updates.append((tid, *self._last[tid]))
+                overlap = True  # some rows may be stored already
+            if prev is None or sts[g1] > prev[0]:  # newer than anything stored: not a repeat
+                self._last[tid] = (int(sts[g1]), float(sv[g1]), int(sq[g1]))
+        if overlap:
+            stored = self._stored_mask(st, sts)
+            if stored.any():
+                fresh = ~stored
+                order, st, sts, sv, sq = order[fresh], st[fresh], sts[fresh], sv[fresh], sq[fresh]
+        if len(order) == 0:
+            return 0
+        if in_order and not overlap:
+            rows = (tag_id, ts_us, value, quality)
+        else:  # keep arrival order on disk (time-major: tight zone maps on ts)
+            keep = np.sort(order)
+            rows = (tag_id[keep], ts_us[keep], value[keep], quality[keep])
         con = self._con
-        if updates:
-            cols = list(zip(*updates, strict=True))
-            upd = pa.table(
-                {
-                    "tag_id": pa.array(cols[0], pa.int32()),
-                    "ts": pa.array(cols[1], pa.int64()),
-                    "value": pa.array(cols[2], pa.float64()),
-                    "quality": pa.array(cols[3], pa.uint8()),
-                }
-            )
-            con.register("_upd", upd)
-            try:
-                con.execute(
-                    "UPDATE tags SET last_ts = u.ts, last_value = u.value, "
-                    "last_quality = u.quality FROM _upd u WHERE tags.tag_id = u.tag_id"
-                )
-            finally:
-                con.unregister("_upd")
         batch = pa.table(
             {
-                "tag_id": pa.array(tag_id, pa.int32()),
-                "ts": pa.array(ts_us.view("datetime64[us]"), _TS_TYPE),
-                "value": pa.array(value, pa.float64()),
-                "quality": pa.array(quality, pa.uint8()),
+                "tag_id": pa.array(rows[0], pa.int32()),
+                "ts": pa.array(rows[1].view("datetime64[us]"), _TS_TYPE),
+                "value": pa.array(rows[2], pa.float64()),
+                "quality": pa.array(rows[3], pa.uint8()),
             }
         )
-        lo, hi = int(sts.min()), int(sts.max())
-        sql = "INSERT INTO samples SELECT tag_id, ts, value, quality FROM _new"
-        params: dict[str, Any] = {}
-        if overlap:  # some rows may already be stored: insert only the others
-            sql = (
-                "INSERT INTO samples SELECT b.tag_id, b.ts, b.value, b.quality FROM _new b "
-                "ANTI JOIN (SELECT tag_id, ts FROM samples WHERE ts >= $lo AND ts <= $hi) s "
-                "ON b.tag_id = s.tag_id AND b.ts = s.ts"
-            )
-            params = {"lo": _dt(lo), "hi": _dt(hi)}
         con.register("_new", batch)
         try:
-            row = con.execute(sql, params).fetchone()
-            written = int(row[0]) if row else 0
-            if written and self._rollup_us is not None:
-                self._update_rollup(lo)
+            con.execute("INSERT INTO samples SELECT tag_id, ts, value, quality FROM _new")
         finally:
             con.unregister("_new")
-        return written
+        if self._rollup_us is not None:
+            self._roll(rollup.partials(st, sts, sv, sq, self._rollup_us, presorted=True))
+        return len(order)
+
+    def _stored_mask(self, tag_id: np.ndarray, ts_us: np.ndarray) -> np.ndarray:
+        """Which of these (tag, ts) are stored already (one semi-join, ts-range pruned)."""
+        probe = pa.table(
+            {
+                "i": pa.array(np.arange(len(tag_id), dtype=np.int64)),
+                "tag_id": pa.array(tag_id, pa.int32()),
+                "ts": pa.array(ts_us.view("datetime64[us]"), _TS_TYPE),
+            }
+        )
+        con = self._con
+        con.register("_probe", probe)
+        try:
+            hits = con.execute(
+                "SELECT p.i FROM _probe p SEMI JOIN (SELECT tag_id, ts FROM samples "
+                "WHERE ts >= $lo AND ts <= $hi) s ON p.tag_id = s.tag_id AND p.ts = s.ts",
+                {"lo": _dt(int(ts_us.min())), "hi": _dt(int(ts_us.max()))},
+            ).fetchnumpy()["i"]
+        finally:
+            con.unregister("_probe")
+        mask = np.zeros(len(tag_id), dtype=bool)
+        mask[np.asarray(hits, dtype=np.int64)] = True
+        return mask
+
+    def _write_latest(self, updates: list[tuple[int, int, float, int]]) -> None:
+        if not updates:
+            return
+        cols = list(zip(*updates, strict=True))
+        upd = pa.table(
+            {
+                "tag_id": pa.array(cols[0], pa.int32()),
+                "ts": pa.array(cols[1], pa.int64()),
+                "value": pa.array(cols[2], pa.float64()),
+                "quality": pa.array(cols[3], pa.uint8()),
+            }
+        )
+        self._con.register("_upd", upd)
+        try:
+            self._con.execute(
+                "UPDATE tags SET last_ts = u.ts, last_value = u.value, "
+                "last_quality = u.quality FROM _upd u WHERE tags.tag_id = u.tag_id"
+            )
+        finally:
+            self._con.unregister("_upd")
 
     # ------------------------------------------------------------------ rollup
-    def _update_rollup(self, batch_lo: int) -> None:
-        """Recompute closed buckets hit by late rows of ``_new``; advance the watermark.
+    def _roll(self, part: rollup.Columns) -> None:
+        """Add partials of newly stored rows; write every bucket closed by the watermark.
 
-        ``_new`` may still hold rows that were duplicates (not inserted): their
-        buckets are recomputed too, which is harmless.
+        Invariant (committed with the samples): every usable stored sample of a
+        bucket older than the watermark is in ``rollup`` (possibly over several
+        partial rows); samples of newer buckets are merged in memory
+        (``self._open``) and rebuilt from ``samples`` when the file is opened.
         """
         g = self._rollup_us
         assert g is not None
-        con = self._con
-        wm = self._watermark
-        cols = ", ".join(_ROLLUP_COLS)
-        aggs = ", ".join(f"{expr} AS {name}" for name, expr in _PARTIAL.items())
-        bucket = _bucket("epoch_us(ts)", g)
-        if wm is not None and batch_lo < wm:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _late AS SELECT DISTINCT tag_id, {bucket} AS bucket "
-                "FROM _new WHERE ts < $wm",
-                {"wm": _dt(wm)},
-            )
-            lo_b, hi_b = con.execute("SELECT min(bucket), max(bucket) FROM _late").fetchone() or (
-                None,
-                None,
-            )
-            if lo_b is not None:
-                con.execute(
-                    "DELETE FROM rollup USING _late "
-                    "WHERE rollup.tag_id = _late.tag_id AND rollup.bucket = _late.bucket"
-                )
-                con.execute(
-                    f"INSERT INTO rollup ({cols}, tag_id, bucket) "
-                    f"SELECT {aggs}, s.tag_id, s.bucket FROM "
-                    f"(SELECT *, {bucket} AS bucket FROM samples WHERE ts >= $lo AND ts < $hi "
-                    f"AND {_USABLE}) s SEMI JOIN _late l "
-                    "ON s.tag_id = l.tag_id AND s.bucket = l.bucket GROUP BY s.tag_id, s.bucket",
-                    {"lo": _dt(lo_b), "hi": _dt(hi_b + g)},
-                )
-            con.execute("DROP TABLE _late")
-        self._advance_rollup()
-
-    def _advance_rollup(self) -> None:
-        """Roll up every bucket closed since the watermark (inside a transaction)."""
-        g = self._rollup_us
-        if g is None or not self._last:
+        if not self._last:
             return
         newest = max(v[0] for v in self._last.values())
-        new_wm = newest - ((newest % g) + g) % g
+        new_wm = newest - newest % g
         wm = self._watermark
-        if wm is not None and new_wm <= wm:
+        if wm is not None and new_wm < wm:
+            new_wm = wm
+        closed = np.asarray(part["bucket"], dtype=np.int64) < new_wm
+        out = [rollup.select(part, closed)] if closed.any() else []
+        if not closed.all():
+            acc = self._open
+            rest = rollup.select(part, ~closed)
+            cols = [rest[c].tolist() for c in rollup.COLUMNS]
+            for tid, b, *vals in zip(*cols, strict=True):
+                key = (tid, b)
+                p: rollup.Partial = tuple(vals)  # type: ignore[assignment]
+                old = acc.get(key)
+                acc[key] = p if old is None else rollup.merge(old, p)
+        done = {k: v for k, v in self._open.items() if k[1] < new_wm}
+        if done:
+            for k in done:
+                del self._open[k]
+            out.append(rollup.from_entries(done))
+        if out:
+            self._con.register("_roll", rollup.to_arrow(*out))
+            try:
+                self._con.execute(f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT * FROM _roll")
+            finally:
+                self._con.unregister("_roll")
+        if wm is None or new_wm > wm:
+            self._watermark = new_wm
+            self._put_meta("watermark_us", str(new_wm))
+
+    def _rebuild_rollup(self, rebuild: bool) -> None:
+        """Recompute the rollup from ``samples`` if asked; reload the open buckets."""
+        g = self._rollup_us
+        if g is None:
             return
-        cols = ", ".join(_ROLLUP_COLS)
+        con = self._con
         aggs = ", ".join(f"{expr} AS {name}" for name, expr in _PARTIAL.items())
         bucket = _bucket("epoch_us(ts)", g)
-        where = "ts < $hi" + (" AND ts >= $lo" if wm is not None else "")
-        params = {"hi": _dt(new_wm)} | ({"lo": _dt(wm)} if wm is not None else {})
-        self._con.execute(
-            f"INSERT INTO rollup (tag_id, bucket, {cols}) SELECT tag_id, {bucket} AS bucket, "
-            f"{aggs} FROM samples WHERE {where} AND {_USABLE} GROUP BY ALL",
-            params,
-        )
-        self._watermark = new_wm
-        self._put_meta("watermark_us", str(new_wm))
+        if rebuild:
+            con.execute("DELETE FROM rollup")
+            self._watermark = None
+            if self._last:
+                newest = max(v[0] for v in self._last.values())
+                wm = newest - newest % g
+                con.execute(
+                    f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT tag_id, {bucket} AS bucket, "
+                    f"{aggs} FROM samples WHERE ts < $wm AND {_USABLE} GROUP BY ALL",
+                    {"wm": _dt(wm)},
+                )
+                self._watermark = wm
+            self._put_meta("watermark_us", str(self._watermark or ""))
+        self._open = {}
+        if self._watermark is not None:
+            rows = con.execute(
+                f"SELECT tag_id, {bucket} AS bucket, {aggs} FROM samples "
+                f"WHERE ts >= $wm AND {_USABLE} GROUP BY ALL",
+                {"wm": _dt(self._watermark)},
+            ).fetchall()
+            for tid, b, *vals in rows:
+                self._open[(int(tid), int(b))] = tuple(vals)  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ read
     def _reader(self) -> duckdb.DuckDBPyConnection:
@@ -783,6 +819,10 @@ class DuckDBHistorian(Historian):
             try:
                 if not self.read_only:
                     self.flush()
+                    self._con.begin()
+                    self._write_latest([(t, *v) for t, v in self._last.items()])
+                    self._put_meta("clean", "1")
+                    self._con.commit()
                     self._con.execute("CHECKPOINT")
             finally:
                 self._closed = True

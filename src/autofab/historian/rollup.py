@@ -1,0 +1,133 @@
+"""Partial aggregates per (tag, bucket): the rollup behind fast resampled queries.
+
+A partial row holds, for one tag and one bucket of width ``g`` (us) starting at
+``bucket`` (us since the epoch, a multiple of ``g``), over the usable samples
+(quality above BAD, value not NaN): ``n`` count, ``s`` sum, ``mn`` min, ``mx``
+max, ``first_ts``/``first_v`` the earliest sample, ``last_ts``/``last_v`` the
+newest. Partials of the same (tag, bucket) combine exactly (sum of n and s,
+min of mn, ...), so a store may keep several rows per key and a query merges
+them; every aggregate of :data:`autofab.historian.base.AGGREGATES` follows
+(mean = s / n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from autofab.core.base import Quality
+
+COLUMNS = ("tag_id", "bucket", "n", "s", "mn", "mx", "first_ts", "first_v", "last_ts", "last_v")
+_TYPES = {
+    "tag_id": pa.int32(),
+    "bucket": pa.int64(),
+    "n": pa.int64(),
+    "first_ts": pa.int64(),
+    "last_ts": pa.int64(),
+}
+Partial = tuple[int, float, float, float, int, float, int, float]
+"""(n, s, mn, mx, first_ts, first_v, last_ts, last_v) of one key."""
+Columns = dict[str, npt.NDArray[np.generic]]
+
+
+def floor_to(ts_us: npt.NDArray[np.int64], g_us: int) -> npt.NDArray[np.int64]:
+    """Start of the ``g_us`` bucket of each timestamp (floor, also before 1970)."""
+    return ts_us - np.mod(ts_us, g_us)
+
+
+def partials(
+    tag_id: npt.NDArray[np.int32],
+    ts_us: npt.NDArray[np.int64],
+    value: npt.NDArray[np.float64],
+    quality: npt.NDArray[np.uint8],
+    g_us: int,
+    *,
+    presorted: bool = False,
+) -> Columns:
+    """Partial rows of unique samples, one per (tag, bucket) present.
+
+    Parameters
+    ----------
+    tag_id, ts_us, value, quality : ndarray
+        Samples (timestamps in us), no (tag, ts) twice.
+    g_us : int
+        Bucket width (us).
+    presorted : bool
+        The samples are already sorted by tag then ts (skips a sort).
+    """
+    usable = (quality > int(Quality.BAD)) & ~np.isnan(value)
+    if not usable.all():
+        tag_id, ts_us, value = tag_id[usable], ts_us[usable], value[usable]
+    if not presorted and len(tag_id):
+        order = np.lexsort((ts_us, tag_id))
+        tag_id, ts_us, value = tag_id[order], ts_us[order], value[order]
+    n_rows = len(tag_id)
+    if n_rows == 0:
+        return {c: np.empty(0, dtype=_numpy_type(c)) for c in COLUMNS}
+    bucket = floor_to(ts_us, g_us)
+    change = np.empty(n_rows, dtype=bool)
+    change[0] = True
+    change[1:] = (tag_id[1:] != tag_id[:-1]) | (bucket[1:] != bucket[:-1])
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], n_rows) - 1
+    return {
+        "tag_id": tag_id[starts].astype(np.int32),
+        "bucket": bucket[starts],
+        "n": (ends - starts + 1).astype(np.int64),
+        "s": np.add.reduceat(value, starts),
+        "mn": np.minimum.reduceat(value, starts),
+        "mx": np.maximum.reduceat(value, starts),
+        "first_ts": ts_us[starts],
+        "first_v": value[starts],
+        "last_ts": ts_us[ends],
+        "last_v": value[ends],
+    }
+
+
+def _numpy_type(column: str) -> type[np.generic]:
+    t = _TYPES.get(column)
+    if t is None:
+        return np.float64
+    return np.int32 if t == pa.int32() else np.int64
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """Combine two partials of the same (tag, bucket)."""
+    first = (a[4], a[5]) if a[4] <= b[4] else (b[4], b[5])
+    last = (a[6], a[7]) if a[6] >= b[6] else (b[6], b[7])
+    return (a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]), *first, *last)
+
+
+def select(cols: Columns, mask: npt.NDArray[np.bool_]) -> Columns:
+    """Rows of ``cols`` where ``mask`` holds."""
+    return {c: v[mask] for c, v in cols.items()}
+
+
+def from_entries(entries: dict[tuple[int, int], Partial]) -> Columns:
+    """Columns of partial rows from ``{(tag_id, bucket): partial}``."""
+    keys = list(entries)
+    vals = list(entries.values())
+    out: Columns = {
+        "tag_id": np.fromiter((k[0] for k in keys), np.int32, len(keys)),
+        "bucket": np.fromiter((k[1] for k in keys), np.int64, len(keys)),
+    }
+    for j, c in enumerate(COLUMNS[2:]):
+        out[c] = np.fromiter((v[j] for v in vals), _numpy_type(c), len(vals))
+    return out
+
+
+def to_arrow(*parts: Columns) -> pa.Table:
+    """One Arrow table (columns in :data:`COLUMNS` order) from several column sets."""
+    return pa.table(
+        {
+            c: pa.array(
+                np.concatenate([p[c] for p in parts]) if parts else np.empty(0, _numpy_type(c)),
+                _TYPES.get(c, pa.float64()),
+            )
+            for c in COLUMNS
+        }
+    )
+
+
+__all__ = ["COLUMNS", "Partial", "floor_to", "from_entries", "merge", "partials", "to_arrow"]
