@@ -95,15 +95,6 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "sum": ("s",),
     "count": ("n",),
 }
-_FINAL = {
-    "mean": "sum(s) / sum(n)",
-    "min": "min(mn)",
-    "max": "max(mx)",
-    "first": "arg_min(first_v, first_ts)",
-    "last": "arg_max(last_v, last_ts)",
-    "sum": "sum(s)",
-    "count": "sum(n)",
-}
 _USABLE = f"quality > {int(Quality.BAD)} AND NOT isnan(value)"
 
 
@@ -139,6 +130,53 @@ def _seconds_to_us(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
 def _bucket(expr: str, g_us: int) -> str:
     """SQL for the start (us) of the ``g_us`` bucket holding ``expr`` (floor, any sign)."""
     return f"({expr} - ((({expr}) % {g_us}) + {g_us}) % {g_us})"
+
+
+def _finalize(agg: str, parts: list[dict[str, np.ndarray]], ids: list[int], nb: int) -> np.ndarray:
+    """Merge partial rows (several per cell allowed) into the ``(nb, len(ids))`` result."""
+    n_cols = len(ids)
+    size = nb * n_cols
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    flat = np.empty(0, dtype=np.int64)
+    if cat and len(cat["tag_id"]):
+        tid = cat["tag_id"].astype(np.int64)
+        lookup = np.full(int(tid.max()) + 1, -1, dtype=np.int64)
+        for k, i in enumerate(ids):
+            if 0 <= i < len(lookup):
+                lookup[i] = k
+        col = lookup[tid]
+        b = cat["b"].astype(np.int64)
+        ok = (col >= 0) & (b >= 0) & (b < nb)
+        flat = (b * n_cols + col)[ok]
+        cat = {k: v[ok] for k, v in cat.items()}
+    present = np.bincount(flat, minlength=size) > 0  # partial rows only exist for n >= 1
+    if agg in ("mean", "sum", "count"):
+        total_n = np.bincount(flat, weights=cat["n"], minlength=size) if "n" in cat else None
+        if agg == "count":
+            out_i = np.zeros(size, np.int64) if total_n is None else np.rint(total_n)
+            return np.asarray(out_i, dtype=np.int64).reshape(nb, n_cols)
+        total_s = np.bincount(flat, weights=cat["s"], minlength=size) if cat else np.zeros(size)
+        out = total_s
+        if agg == "mean" and total_n is not None:
+            out = np.divide(total_s, total_n, out=np.full(size, np.nan), where=total_n > 0)
+    elif agg in ("min", "max"):
+        key = "mn" if agg == "min" else "mx"
+        out = np.full(size, np.inf if agg == "min" else -np.inf)
+        if cat:
+            (np.minimum if agg == "min" else np.maximum).at(out, flat, cat[key])
+    else:  # first / last: the value at the earliest / newest timestamp of the cell
+        first = agg == "first"
+        t_key, v_key = ("first_ts", "first_v") if first else ("last_ts", "last_v")
+        big = np.iinfo(np.int64).max
+        best = np.full(size, big if first else -big, dtype=np.int64)
+        out = np.full(size, np.nan)
+        if cat:
+            t = cat[t_key].astype(np.int64)
+            (np.minimum if first else np.maximum).at(best, flat, t)
+            sel = t == best[flat]
+            out[flat[sel]] = cat[v_key][sel]
+    out = np.where(present, out, np.nan)
+    return np.asarray(out, dtype=np.float64).reshape(nb, n_cols)
 
 
 class DuckDBHistorian(Historian):
@@ -373,21 +411,21 @@ class DuckDBHistorian(Historian):
         try:
             ts = np.fromiter(map(itemgetter(1), samples), np.float64, n)
             values = np.fromiter(map(itemgetter(2), samples), np.float64, n)
-            quality = np.fromiter(map(itemgetter(3), samples), np.int64, n)
-        except (TypeError, ValueError) as exc:
+            quality = np.fromiter(map(itemgetter(3), samples), np.uint8, n)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(
                 f"samples must hold numeric ts (UTC s), value and quality: {exc}"
             ) from None
-        if not np.isfinite(ts).all():
-            bad = samples[int(np.argmin(np.isfinite(ts)))]
-            raise ConfigError(f"sample of {bad[0]} has ts={bad[1]!r}; ts must be finite UTC s")
-        if np.abs(ts).max() >= MAX_ABS_TS:
+        if not np.abs(ts).max() < MAX_ABS_TS:  # also False for NaN
+            if not np.isfinite(ts).all():
+                bad = samples[int(np.argmin(np.isfinite(ts)))]
+                raise ConfigError(f"sample of {bad[0]} has ts={bad[1]!r}; ts must be finite UTC s")
             bad = samples[int(np.argmax(np.abs(ts)))]
             raise ConfigError(
                 f"sample of {bad[0]} has ts={bad[1]!r}; ts must be UTC seconds with "
                 f"|ts| < {MAX_ABS_TS:.0e} (milliseconds passed by mistake?)"
             )
-        if quality.min() < 0 or quality.max() > int(Quality.GOOD):
+        if quality.max() > int(Quality.GOOD):
             raise ConfigError(
                 f"sample quality must be one of {[int(q) for q in Quality]} "
                 f"(BAD, UNCERTAIN, GOOD), got {sorted(set(quality.tolist()))}"
@@ -405,7 +443,7 @@ class DuckDBHistorian(Historian):
                 self._tag_id(path)
             tag_ids = np.fromiter(map(ids.__getitem__, map(itemgetter(0), samples)), np.int32, n)
         ts_us = _seconds_to_us(ts)
-        return tag_ids, ts_us, values, quality.astype(np.uint8)
+        return tag_ids, ts_us, values, quality
 
     def flush(self) -> int:
         """Write the buffer in one transaction; return the number of new stored rows."""
@@ -449,7 +487,8 @@ class DuckDBHistorian(Historian):
             tag_id, ts_us, value, quality = (np.concatenate(c) for c in zip(*chunks, strict=True))
         # Sort by tag then ts (``order``); the common case (each tag's samples
         # already in time order) needs only a stable sort by tag.
-        order = np.argsort(tag_id, kind="stable")
+        small = int(tag_id.max()) < 1 << 16  # radix sort on 16-bit keys
+        order = np.argsort(tag_id.astype(np.uint16) if small else tag_id, kind="stable")
         st, sts = tag_id[order], ts_us[order]
         in_order = not bool(np.any((st[1:] == st[:-1]) & (sts[1:] <= sts[:-1])))
         if not in_order:  # drop repeated (tag, ts): the first appended wins
@@ -729,54 +768,46 @@ class DuckDBHistorian(Historian):
     ) -> pd.DataFrame:
         nb = -(-(e - s) // every)
         need = _NEEDS[agg]
-        parts = []
-        params: dict[str, Any] = {"ids": ids, "start": s, "every": every}
-        raw_from = s
-        g = self._rollup_us
-        if g is not None and every % g == 0 and s % g == 0:
-            row = cur.execute("SELECT value FROM meta WHERE key = 'watermark_us'").fetchone()
-            wm = int(row[0]) if row and row[0] else None
-            if wm is not None:
-                roll_to = min(e - e % g, wm)
+        known = [i for i in ids if i >= 0]
+        parts: list[dict[str, np.ndarray]] = []
+        if known:
+            lo, hi = min(known), max(known)
+            # a dense id range is filtered by BETWEEN (zone maps), the rest in numpy
+            tag_sql = "tag_id BETWEEN $lo AND $hi"
+            if 2 * len(known) < hi - lo + 1:
+                tag_sql += " AND list_contains($ids, tag_id)"
+            params: dict[str, Any] = {"lo": lo, "hi": hi}
+            if "$ids" in tag_sql:
+                params["ids"] = known
+            raw_from = s
+            g = self._rollup_us
+            if g is not None and every % g == 0 and s % g == 0:
+                row = cur.execute("SELECT value FROM meta WHERE key = 'watermark_us'").fetchone()
+                wm = int(row[0]) if row and row[0] else None
+                roll_to = min(e - e % g, wm) if wm is not None else s
                 if roll_to > s:
-                    cols = ", ".join(need)
-                    parts.append(
-                        f"SELECT tag_id, (bucket - $start) // $every AS b, {cols} FROM rollup "
-                        "WHERE bucket >= $start AND bucket < $roll_to "
-                        "AND list_contains($ids, tag_id)"
-                    )
-                    params["roll_to"] = roll_to
+                    res = cur.execute(
+                        f"SELECT tag_id, bucket, {', '.join(need)} FROM rollup "
+                        f"WHERE bucket >= $start AND bucket < $roll_to AND {tag_sql}",
+                        params | {"start": s, "roll_to": roll_to},
+                    ).fetchnumpy()
+                    cols = {k: np.asarray(v) for k, v in res.items()}
+                    cols["b"] = (cols.pop("bucket").astype(np.int64) - s) // every
+                    parts.append(cols)
                     raw_from = roll_to
-        if raw_from < e:
-            aggs = ", ".join(f"{_PARTIAL[c]} AS {c}" for c in need)
-            parts.append(
-                f"SELECT tag_id, (epoch_us(ts) - $start) // $every AS b, {aggs} FROM samples "
-                f"WHERE ts >= $raw_from AND ts < $end AND list_contains($ids, tag_id) "
-                f"AND {_USABLE} GROUP BY ALL"
-            )
-            params |= {"raw_from": _dt(raw_from), "end": _dt(e)}
+            if raw_from < e:
+                aggs = ", ".join(f"{_PARTIAL[c]} AS {c}" for c in need)
+                res = cur.execute(
+                    f"SELECT tag_id, (epoch_us(ts) - $start) // $every AS b, {aggs} "
+                    f"FROM samples WHERE ts >= $raw_from AND ts < $end AND {tag_sql} "
+                    f"AND {_USABLE} GROUP BY ALL",
+                    params | {"start": s, "every": every, "raw_from": _dt(raw_from), "end": _dt(e)},
+                ).fetchnumpy()
+                parts.append({k: np.asarray(v) for k, v in res.items()})
+        grid = _finalize(agg, parts, ids, nb)
         index = pd.DatetimeIndex(
             (s + every * np.arange(nb, dtype=np.int64)).view("datetime64[us]"), name="ts"
         ).tz_localize("UTC")
-        dtype: npt.DTypeLike = np.int64 if agg == "count" else np.float64
-        grid = (
-            np.zeros((nb, len(names)), dtype)
-            if agg == "count"
-            else np.full((nb, len(names)), np.nan)
-        )
-        if parts:
-            union = " UNION ALL ".join(parts) if len(parts) > 1 else parts[0]
-            sql = f"SELECT tag_id, b, {_FINAL[agg]} AS v FROM ({union}) GROUP BY tag_id, b"
-            res = cur.execute(sql, params).fetchnumpy()
-            tid = np.asarray(res["tag_id"], dtype=np.int64)
-            if len(tid):
-                lookup = np.full(int(max(max(ids), int(tid.max()))) + 2, -1, dtype=np.int64)
-                for k, i in enumerate(ids):
-                    if i >= 0:
-                        lookup[i] = k
-                col = lookup[tid]
-                b = np.asarray(res["b"], dtype=np.int64)
-                grid[b, col] = np.asarray(res["v"], dtype=dtype)
         return pd.DataFrame(grid, index=index, columns=pd.Index(names))
 
     def latest(self, tags: Sequence[str]) -> dict[str, Sample]:
