@@ -132,51 +132,78 @@ def _bucket(expr: str, g_us: int) -> str:
     return f"({expr} - ((({expr}) % {g_us}) + {g_us}) % {g_us})"
 
 
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Columns (numpy) of a query, through Arrow (the fastest result path of DuckDB)."""
+    rel = con.sql(sql, params=params)
+    to_arrow = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+    table: pa.Table = to_arrow()
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+_ROW_VALUE = {"sum": "s", "count": "n", "min": "mn", "max": "mx", "first": "first_v"}
+_ROW_VALUE["last"] = "last_v"
+
+
 def _finalize(agg: str, parts: list[dict[str, np.ndarray]], ids: list[int], nb: int) -> np.ndarray:
     """Merge partial rows (several per cell allowed) into the ``(nb, len(ids))`` result."""
     n_cols = len(ids)
     size = nb * n_cols
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    if len(parts) == 1:
+        cat = parts[0]
+    else:
+        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     flat = np.empty(0, dtype=np.int64)
     if cat and len(cat["tag_id"]):
-        tid = cat["tag_id"].astype(np.int64)
+        tid = cat["tag_id"].astype(np.int64, copy=False)
         lookup = np.full(int(tid.max()) + 1, -1, dtype=np.int64)
         for k, i in enumerate(ids):
             if 0 <= i < len(lookup):
                 lookup[i] = k
         col = lookup[tid]
-        b = cat["b"].astype(np.int64)
+        b = cat["b"].astype(np.int64, copy=False)
+        flat = b * n_cols + col
         ok = (col >= 0) & (b >= 0) & (b < nb)
-        flat = (b * n_cols + col)[ok]
-        cat = {k: v[ok] for k, v in cat.items()}
-    present = np.bincount(flat, minlength=size) > 0  # partial rows only exist for n >= 1
-    if agg in ("mean", "sum", "count"):
-        total_n = np.bincount(flat, weights=cat["n"], minlength=size) if "n" in cat else None
-        if agg == "count":
-            out_i = np.zeros(size, np.int64) if total_n is None else np.rint(total_n)
-            return np.asarray(out_i, dtype=np.int64).reshape(nb, n_cols)
-        total_s = np.bincount(flat, weights=cat["s"], minlength=size) if cat else np.zeros(size)
-        out = total_s
-        if agg == "mean" and total_n is not None:
-            out = np.divide(total_s, total_n, out=np.full(size, np.nan), where=total_n > 0)
+        if not ok.all():
+            flat = flat[ok]
+            cat = {k: v[ok] for k, v in cat.items()}
+    counts = np.bincount(flat, minlength=size)
+    present = counts > 0  # partial rows only exist for cells with n >= 1
+    if agg == "count":
+        out_n: np.ndarray = np.zeros(size, np.float64)
+        if len(flat):
+            out_n = np.bincount(flat, weights=cat["n"], minlength=size)
+        return np.rint(out_n).astype(np.int64).reshape(nb, n_cols)
+    out = np.full(size, np.nan)
+    if len(flat) == 0:
+        return out.reshape(nb, n_cols)
+    if int(counts.max()) <= 1:  # one partial per cell (the usual case): scatter
+        if agg == "mean":
+            out[flat] = cat["s"] / cat["n"]
+        else:
+            out[flat] = cat[_ROW_VALUE[agg]]
+        return out.reshape(nb, n_cols)
+    if agg in ("mean", "sum"):
+        total_s = np.bincount(flat, weights=cat["s"], minlength=size)
+        if agg == "mean":
+            total_n = np.bincount(flat, weights=cat["n"], minlength=size)
+            np.divide(total_s, total_n, out=out, where=present)
+        else:
+            out[present] = total_s[present]
     elif agg in ("min", "max"):
         key = "mn" if agg == "min" else "mx"
-        out = np.full(size, np.inf if agg == "min" else -np.inf)
-        if cat:
-            (np.minimum if agg == "min" else np.maximum).at(out, flat, cat[key])
+        acc = np.full(size, np.inf if agg == "min" else -np.inf)
+        (np.minimum if agg == "min" else np.maximum).at(acc, flat, cat[key])
+        out[present] = acc[present]
     else:  # first / last: the value at the earliest / newest timestamp of the cell
         first = agg == "first"
         t_key, v_key = ("first_ts", "first_v") if first else ("last_ts", "last_v")
         big = np.iinfo(np.int64).max
         best = np.full(size, big if first else -big, dtype=np.int64)
-        out = np.full(size, np.nan)
-        if cat:
-            t = cat[t_key].astype(np.int64)
-            (np.minimum if first else np.maximum).at(best, flat, t)
-            sel = t == best[flat]
-            out[flat[sel]] = cat[v_key][sel]
-    out = np.where(present, out, np.nan)
-    return np.asarray(out, dtype=np.float64).reshape(nb, n_cols)
+        t = cat[t_key].astype(np.int64, copy=False)
+        (np.minimum if first else np.maximum).at(best, flat, t)
+        sel = t == best[flat]
+        out[flat[sel]] = cat[v_key][sel]
+    return out.reshape(nb, n_cols)
 
 
 class DuckDBHistorian(Historian):
@@ -303,10 +330,8 @@ class DuckDBHistorian(Historian):
         return {int(t): (int(ts), float(v), int(q)) for t, ts, v, q in rows}
 
     def _put_meta(self, key: str, value: str) -> None:
-        row = self._con.execute(
-            "UPDATE meta SET value = $2 WHERE key = $1", [key, value]
-        ).fetchone()
-        if not row or not row[0]:
+        rows = self._con.execute("UPDATE meta SET value = $2 WHERE key = $1", [key, value])
+        if not rows.fetchall()[0][0]:
             self._con.execute("INSERT INTO meta VALUES ($1, $2)", [key, value])
 
     def _check_open(self, writing: bool = False) -> None:
@@ -550,11 +575,12 @@ class DuckDBHistorian(Historian):
         con = self._con
         con.register("_probe", probe)
         try:
-            hits = con.execute(
+            hits = _fetch(
+                con,
                 "SELECT p.i FROM _probe p SEMI JOIN (SELECT tag_id, ts FROM samples "
                 "WHERE ts >= $lo AND ts <= $hi) s ON p.tag_id = s.tag_id AND p.ts = s.ts",
                 {"lo": _dt(int(ts_us.min())), "hi": _dt(int(ts_us.max()))},
-            ).fetchnumpy()["i"]
+            )["i"]
         finally:
             con.unregister("_probe")
         mask = np.zeros(len(tag_id), dtype=bool)
@@ -739,12 +765,13 @@ class DuckDBHistorian(Historian):
     def _query_raw(
         self, cur: duckdb.DuckDBPyConnection, names: list[str], ids: list[int], s: int, e: int
     ) -> pd.DataFrame:
-        res = cur.execute(
+        res = _fetch(
+            cur,
             "SELECT epoch_us(ts) AS ts, list_position($ids, tag_id) - 1 AS k, value, quality "
             "FROM samples WHERE ts >= $s AND ts < $e AND list_contains($ids, tag_id) "
             "ORDER BY ts, k",
             {"ids": ids, "s": _dt(s), "e": _dt(e)},
-        ).fetchnumpy()
+        )
         ts = np.asarray(res["ts"], dtype=np.int64)
         codes = np.asarray(res["k"], dtype=np.int64)
         return pd.DataFrame(
@@ -782,28 +809,31 @@ class DuckDBHistorian(Historian):
             raw_from = s
             g = self._rollup_us
             if g is not None and every % g == 0 and s % g == 0:
-                row = cur.execute("SELECT value FROM meta WHERE key = 'watermark_us'").fetchone()
-                wm = int(row[0]) if row and row[0] else None
+                rows = cur.execute("SELECT value FROM meta WHERE key = 'watermark_us'").fetchall()
+                wm = int(rows[0][0]) if rows and rows[0][0] else None
                 roll_to = min(e - e % g, wm) if wm is not None else s
                 if roll_to > s:
-                    res = cur.execute(
+                    cols = _fetch(
+                        cur,
                         f"SELECT tag_id, bucket, {', '.join(need)} FROM rollup "
                         f"WHERE bucket >= $start AND bucket < $roll_to AND {tag_sql}",
                         params | {"start": s, "roll_to": roll_to},
-                    ).fetchnumpy()
-                    cols = {k: np.asarray(v) for k, v in res.items()}
+                    )
                     cols["b"] = (cols.pop("bucket").astype(np.int64) - s) // every
                     parts.append(cols)
                     raw_from = roll_to
             if raw_from < e:
                 aggs = ", ".join(f"{_PARTIAL[c]} AS {c}" for c in need)
-                res = cur.execute(
-                    f"SELECT tag_id, (epoch_us(ts) - $start) // $every AS b, {aggs} "
-                    f"FROM samples WHERE ts >= $raw_from AND ts < $end AND {tag_sql} "
-                    f"AND {_USABLE} GROUP BY ALL",
-                    params | {"start": s, "every": every, "raw_from": _dt(raw_from), "end": _dt(e)},
-                ).fetchnumpy()
-                parts.append({k: np.asarray(v) for k, v in res.items()})
+                parts.append(
+                    _fetch(
+                        cur,
+                        f"SELECT tag_id, (epoch_us(ts) - $start) // $every AS b, {aggs} "
+                        f"FROM samples WHERE ts >= $raw_from AND ts < $end AND {tag_sql} "
+                        f"AND {_USABLE} GROUP BY ALL",
+                        params
+                        | {"start": s, "every": every, "raw_from": _dt(raw_from), "end": _dt(e)},
+                    )
+                )
         grid = _finalize(agg, parts, ids, nb)
         index = pd.DatetimeIndex(
             (s + every * np.arange(nb, dtype=np.int64)).view("datetime64[us]"), name="ts"
@@ -837,7 +867,7 @@ class DuckDBHistorian(Historian):
         """Number of stored samples (after flush)."""
         cur = self._reader()
         try:
-            row = cur.execute("SELECT count(*) FROM samples").fetchone()
+            row = cur.execute("SELECT count(*) FROM samples").fetchall()[0]
         finally:
             cur.close()
         return int(row[0]) if row else 0
