@@ -169,10 +169,10 @@ def _finalize(agg: str, parts: list[dict[str, np.ndarray]], ids: list[int], nb: 
     counts = np.bincount(flat, minlength=size)
     present = counts > 0  # partial rows only exist for cells with n >= 1
     if agg == "count":
-        out_n: np.ndarray = np.zeros(size, np.float64)
+        out_n = np.zeros(size, np.int64)
         if len(flat):
-            out_n = np.bincount(flat, weights=cat["n"], minlength=size)
-        return np.rint(out_n).astype(np.int64).reshape(nb, n_cols)
+            out_n[:] = np.rint(np.bincount(flat, weights=cat["n"], minlength=size))
+        return out_n.reshape(nb, n_cols)
     out = np.full(size, np.nan)
     if len(flat) == 0:
         return out.reshape(nb, n_cols)
