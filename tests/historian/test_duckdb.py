@@ -74,7 +74,7 @@ def test_rollup_rebuilt_when_reopened_with_another_width(tmp_path):
 
 
 def test_append_flushes_by_itself_on_size_and_age(tmp_path):
-    with DuckDBHistorian(tmp_path / "h.duckdb", max_buffer=100) as h:
+    with DuckDBHistorian(tmp_path / "h.duckdb", max_buffer=100, flush_interval_s=3600) as h:
         h.append([Sample(A, T0 + i, 1.0) for i in range(99)])
         assert h.row_count() == 0, "below max_buffer and younger than flush_interval_s"
         h.append([Sample(A, T0 + 99, 1.0)])

@@ -14,6 +14,7 @@ seconds of its clock instead of letting them run free.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
@@ -90,3 +91,30 @@ class SteppedConnector(Connector):
     @abstractmethod
     async def step(self, ts: float) -> list[Sample]:
         """Advance to UTC time ``ts`` and return the samples produced."""
+
+    def _fanout(self, samples: Sequence[Sample]) -> None:
+        """Hand stepped samples to the queues of :meth:`subscribe` (oldest dropped)."""
+        for q in getattr(self, "_listeners", ()):
+            for s in samples:
+                if q.full():
+                    q.get_nowait()
+                q.put_nowait(s)
+
+    async def subscribe(  # type: ignore[override]
+        self,
+        tags: Sequence[str],
+        queue_maxsize: int = 10_000,
+        overflow: Overflow = Overflow.DROP_OLDEST,
+    ) -> AsyncIterator[Sample]:
+        """Samples of ``tags`` as they are stepped (the oldest dropped when full)."""
+        wanted = set(tags)
+        q: asyncio.Queue[Sample] = asyncio.Queue(maxsize=queue_maxsize)
+        listeners: list[asyncio.Queue[Sample]] = self.__dict__.setdefault("_listeners", [])
+        listeners.append(q)
+        try:
+            while True:
+                s = await q.get()
+                if s.tag in wanted:
+                    yield s
+        finally:
+            listeners.remove(q)

@@ -15,26 +15,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from autofab.core.base import LoopMode
+
 FloatArray = NDArray[np.float64]
 
-
-class LoopMode(StrEnum):
-    """Operating mode of a control loop.
-
-    MANUAL: the operator's MV value is held, the controller only tracks;
-    ADVISORY: the controller's action is computed and logged, not written;
-    AUTONOMOUS: the guarded action is written to the plant.
-    """
-
-    MANUAL = "manual"
-    ADVISORY = "advisory"
-    AUTONOMOUS = "autonomous"
+__all__ = ["Action", "Controller", "FloatArray", "LoopMode", "Observation"]
 
 
 @dataclass(frozen=True)

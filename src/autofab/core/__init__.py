@@ -2,6 +2,7 @@
 
 from autofab.core.base import (
     PATH_LEVELS,
+    LoopMode,
     MachineState,
     Quality,
     Sample,
@@ -18,6 +19,7 @@ __all__ = [
     "Bus",
     "BusOverflow",
     "Clock",
+    "LoopMode",
     "MachineState",
     "Overflow",
     "Quality",

@@ -51,6 +51,19 @@ class TagKind(StrEnum):
     ALARM = "alarm"
 
 
+class LoopMode(StrEnum):
+    """Operating mode of a control loop.
+
+    MANUAL: the operator's MV value is held, the controller only tracks;
+    ADVISORY: the controller's action is computed and logged, not written;
+    AUTONOMOUS: the guarded action is written to the plant.
+    """
+
+    MANUAL = "manual"
+    ADVISORY = "advisory"
+    AUTONOMOUS = "autonomous"
+
+
 class MachineState(IntEnum):
     """Machine states used by STATE tags and by the ISO 22400 KPIs."""
 

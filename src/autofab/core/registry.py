@@ -20,6 +20,7 @@ KINDS = ("twin", "controller", "historian", "connector", "detector", "scheduler"
 BUILTIN: dict[str, dict[str, str]] = {
     "twin": {
         "cure_oven": "autofab.twins.cure_oven:CureOven",
+        "ois_line": "autofab.twins.ois_line:OisLine",
     },
     "controller": {
         "pid": "autofab.control.pid:PIDController",
@@ -29,6 +30,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "connector": {
         "twin": "autofab.connectors.twin:TwinConnector",
+        "replay": "autofab.connectors.replay:ReplayConnector",
     },
     "detector": {},
     "scheduler": {},
@@ -62,6 +64,18 @@ def target(kind: str, name: str) -> str:
 
 
 def load(kind: str, name: str) -> Any:
-    """Import and return the plugin class (or factory) ``name`` of ``kind``."""
-    module, _, attr = target(kind, name).partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """Import and return the plugin class (or factory) ``name`` of ``kind``.
+
+    ``name`` may also be a ``"module:attribute"`` import path, so a site file
+    can name a plugin that is not registered (for example a Gymnasium plant
+    from another package).
+    """
+    spec = name if ":" in name else target(kind, name)
+    module, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"cannot import {kind} {name!r}: {exc}") from exc
+    if not hasattr(mod, attr):
+        raise ConfigError(f"module {module!r} has no {kind} {attr!r}")
+    return getattr(mod, attr)

@@ -1,1 +1,26 @@
-"""control/safety."""
+"""Safety layer: envelope, interlocks, staleness, watchdog, modes (always outermost)."""
+
+from autofab.control.safety.base import GuardDecision, Intervention, InterventionKind
+from autofab.control.safety.envelope import Clip, Envelope
+from autofab.control.safety.guard import GuardedLoop, SafetyGuard, require_guarded
+from autofab.control.safety.interlocks import (
+    ALLOWED,
+    Interlock,
+    parse_interlock,
+    parse_interlocks,
+)
+
+__all__ = [
+    "ALLOWED",
+    "Clip",
+    "Envelope",
+    "GuardDecision",
+    "GuardedLoop",
+    "Interlock",
+    "Intervention",
+    "InterventionKind",
+    "SafetyGuard",
+    "parse_interlock",
+    "parse_interlocks",
+    "require_guarded",
+]

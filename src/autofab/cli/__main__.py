@@ -1,0 +1,5 @@
+"""``python -m autofab.cli``."""
+
+from autofab.cli.app import main
+
+main()

@@ -1,0 +1,170 @@
+"""Build guards and guarded loops from a site file's ``loops:`` entries."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autofab.control.base import Controller, FloatArray
+from autofab.control.safety.envelope import Envelope
+from autofab.control.safety.interlocks import Interlock, parse_interlocks
+from autofab.core.base import Tag
+from autofab.errors import ConfigError
+from autofab.site.base import LoopConfig
+
+if TYPE_CHECKING:
+    from autofab.control.safety.guard import SafetyGuard
+
+
+def _arr(v: Any) -> FloatArray:
+    return np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel().copy()
+
+
+def guard_from_loop_config(
+    guard_cls: type[SafetyGuard],
+    cfg: LoopConfig,
+    mv_tags: Sequence[Tag],
+    cv_tags: Sequence[Tag],
+    aliases: Mapping[str, str],
+) -> SafetyGuard:
+    """Build a guard (see :meth:`SafetyGuard.from_loop_config`)."""
+    where = f"loops.{cfg.name}"
+    n = len(mv_tags)
+    if n == 0 or n != len(cfg.mv):
+        raise ConfigError(
+            f"{n} MV tag(s) resolved for {len(cfg.mv)} 'mv' entries", field=f"{where}.mv"
+        )
+    lim = cfg.limits
+
+    def vec(name: str, v: Any, size: int, default: float) -> FloatArray:
+        if v is None:
+            return np.full(size, default)
+        a = _arr(v)
+        if a.size not in (1, size):
+            raise ConfigError(
+                f"has {a.size} entries; expected 1 or {size}", field=f"{where}.limits.{name}"
+            )
+        return np.broadcast_to(a, size).copy()
+
+    tag_lo = np.array([tg.lo for tg in mv_tags], dtype=np.float64)
+    tag_hi = np.array([tg.hi for tg in mv_tags], dtype=np.float64)
+    lo = np.maximum(tag_lo, vec("mv_lo", lim.mv_lo, n, -math.inf))
+    hi = np.minimum(tag_hi, vec("mv_hi", lim.mv_hi, n, math.inf))
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        bad = [
+            tg.path
+            for tg, a, b in zip(mv_tags, lo, hi, strict=True)
+            if not (math.isfinite(a) and math.isfinite(b))
+        ]
+        raise ConfigError(
+            f"MV tag(s) {bad} have no finite range: give limits.mv_lo and "
+            "limits.mv_hi (a guarded MV needs finite hard limits)",
+            field=f"{where}.limits",
+        )
+    if np.any(lo > hi):
+        raise ConfigError(
+            f"limits [{lo.tolist()}, {hi.tolist()}] are empty after narrowing the MV tags' ranges",
+            field=f"{where}.limits",
+        )
+    ncv = max(len(cv_tags), 1)
+    env = Envelope(
+        lo,
+        hi,
+        vec("mv_rate", lim.mv_rate, n, math.inf),
+        vec("cv_lo", lim.cv_lo, ncv, -math.inf),
+        vec("cv_hi", lim.cv_hi, ncv, math.inf),
+    )
+    names: dict[str, str] = {}
+    for tg in (*cv_tags, *mv_tags):
+        names.setdefault(tg.name, tg.path)
+    names.update(aliases)
+    ils: list[Interlock] = []
+    for i, expr in enumerate(cfg.interlocks):
+        try:
+            ils.extend(parse_interlocks([expr], names))
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=f"{where}.interlocks.{i}") from None
+    try:
+        return guard_cls(
+            env,
+            name=cfg.name,
+            interlocks=ils,
+            stale_after_s=lim.stale_after_s,
+            hold_s=lim.hold_s,
+            fallback=cfg.fallback,
+            safe_value=cfg.safe_value,
+            mode=cfg.mode,
+            manual_value=cfg.manual_value,
+            aliases=names,
+            n_mv=n,
+            y_lo=[tg.lo for tg in cv_tags] or None,
+            y_hi=[tg.hi for tg in cv_tags] or None,
+            period_s=cfg.period_s,
+        )
+    except ConfigError as exc:
+        if exc.field:
+            raise
+        raise ConfigError(exc.message, field=where) from None
+
+
+def build_controller(
+    name: str,
+    params: dict[str, Any],
+    cfg: LoopConfig,
+    guard: SafetyGuard,
+    where: str,
+    tags: tuple[Sequence[Tag], Sequence[Tag]] | None = None,
+) -> Controller:
+    """Instantiate controller ``name`` from the registry for loop ``cfg``.
+
+    A controller class with ``from_loop_config(cfg, params, cv_tags, mv_tags,
+    guard)`` builds itself (it needs more of the loop than its period and MV
+    limits, e.g. a model-based controller); any other is called with
+    ``params``, given ``dt``, ``u_lo`` and ``u_hi`` when it takes them.
+    """
+    from autofab.core import registry  # local: the registry imports plugins lazily
+
+    try:
+        factory = registry.load("controller", name)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field=f"loops.{cfg.name}.controller") from None
+    if hasattr(factory, "from_loop_config") and tags is not None:
+        try:
+            built = factory.from_loop_config(cfg, params, tags[0], tags[1], guard)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=exc.field or where) from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"controller {name!r}: {exc}", field=where) from None
+        if not isinstance(built, Controller):
+            raise ConfigError(f"controller {name!r} built a {type(built).__name__}", field=where)
+        return built
+    try:
+        sig = inspect.signature(factory)
+        accepts = set(sig.parameters)
+    except (TypeError, ValueError):
+        accepts = set()
+    if "dt" in accepts and "dt" not in params:
+        params["dt"] = cfg.period_s
+    lo, hi, _ = guard.envelope.bounds(guard.n)
+    if "u_lo" in accepts and "u_lo" not in params:
+        params["u_lo"] = lo.tolist() if guard.n > 1 else float(lo[0])
+    if "u_hi" in accepts and "u_hi" not in params:
+        params["u_hi"] = hi.tolist() if guard.n > 1 else float(hi[0])
+    try:
+        ctrl = factory(**params)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field=where) from None
+    except TypeError as exc:
+        raise ConfigError(f"controller {name!r}: {exc}", field=where) from None
+    if not isinstance(ctrl, Controller):
+        raise ConfigError(
+            f"controller {name!r} built a {type(ctrl).__name__}, not a Controller", field=where
+        )
+    return ctrl
+
+
+__all__ = ["build_controller", "guard_from_loop_config"]

@@ -1,0 +1,708 @@
+"""The SafetyGuard and the GuardedLoop, the only thing the runtime runs.
+
+Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
+
+1. pick the target by mode: the operator's manual value (MANUAL) or the
+   controller's proposal (ADVISORY, AUTONOMOUS);
+2. reject a proposal that is not finite or has the wrong shape
+   (``invalid_action``): hold the last applied MV;
+3. measurement check (not in MANUAL): non-finite ``y``/``sp``, ``y`` outside its
+   instrument range (``bad_measurement``) or ``age > stale_after_s``
+   (``stale_hold``): hold the last applied MV; after ``hold_s`` go to the
+   fallback, hold or safe value (``stale_fallback``);
+4. interlocks (every mode): if any is true or cannot be evaluated, the MV
+   goes to the safe value at once (rate limit bypassed, hard limits kept);
+5. otherwise project into the envelope: rate limit around the previous
+   applied MV, then hard limits (``rate_limit``, ``clamp_low``,
+   ``clamp_high``);
+6. count CV-limit violations; write unless ADVISORY.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from autofab.control.base import Action, Controller, FloatArray, LoopMode, Observation
+from autofab.control.safety.base import (
+    GuardDecision,
+    Intervention,
+    InterventionKind,
+    as_values,
+)
+from autofab.control.safety.envelope import Envelope
+from autofab.control.safety.interlocks import Interlock, parse_interlocks
+from autofab.core.base import Tag
+from autofab.errors import ConfigError, NotFittedError, SafetyViolation
+from autofab.site.base import LoopConfig
+
+K = InterventionKind
+Process = Mapping[str, float]
+
+
+def _arr(v: Any) -> FloatArray:
+    return np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel().copy()
+
+
+def _fmt(a: FloatArray | None) -> str:
+    if a is None:
+        return "none"
+    return "[" + ", ".join(f"{x:.6g}" for x in np.asarray(a).ravel()) + "]"
+
+
+class SafetyGuard:
+    """Enforces the envelope, interlocks, staleness and the loop mode.
+
+    Parameters
+    ----------
+    envelope : Envelope
+        Hard MV limits, MV rate limit (unit/s) and CV limits.
+    name : str
+        Loop name, used in interventions.
+    interlocks : sequence of str or Interlock
+        Expressions that are true when the loop must trip (see
+        :mod:`autofab.control.safety.interlocks`).
+    stale_after_s : float
+        Measurement age above which it is stale, s.
+    hold_s : float
+        How long a stale or bad measurement holds the last MV, s.
+    fallback : {"hold", "safe_value"}
+        What happens after ``hold_s``.
+    safe_value : float or sequence, optional
+        MV value of a trip and of the ``safe_value`` fallback (default: the
+        low MV limit); must lie inside the envelope.
+    mode : LoopMode
+        Initial mode.
+    manual_value : float or sequence, optional
+        Operator's MV value in MANUAL mode.
+    aliases : mapping, optional
+        Names usable in interlock expressions and the tag paths they mean.
+    n_mv : int, optional
+        Number of MV channels (default: from the envelope and values given).
+    y_lo, y_hi : float or sequence, optional
+        Instrument range of the CVs; a measurement outside is bad.
+    period_s : float, optional
+        Loop period, s: the rate-limit interval of the first step.
+    """
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        *,
+        name: str = "loop",
+        interlocks: Sequence[str | Interlock] = (),
+        stale_after_s: float = 5.0,
+        hold_s: float = 10.0,
+        fallback: Literal["hold", "safe_value"] = "hold",
+        safe_value: float | Sequence[float] | FloatArray | None = None,
+        mode: LoopMode = LoopMode.AUTONOMOUS,
+        manual_value: float | Sequence[float] | FloatArray | None = None,
+        aliases: Mapping[str, str] | None = None,
+        n_mv: int | None = None,
+        y_lo: float | Sequence[float] | FloatArray | None = None,
+        y_hi: float | Sequence[float] | FloatArray | None = None,
+        period_s: float | None = None,
+    ) -> None:
+        self.envelope = envelope
+        self.name = name
+        self.interlocks = parse_interlocks(interlocks, aliases)
+        if not (math.isfinite(stale_after_s) and stale_after_s > 0):
+            raise ConfigError(
+                f"loop {name}: stale_after_s={stale_after_s} must be finite and > 0 s"
+            )
+        if not (hold_s >= 0 and not math.isnan(hold_s)):
+            raise ConfigError(f"loop {name}: hold_s={hold_s} must be >= 0 s")
+        if fallback not in ("hold", "safe_value"):
+            raise ConfigError(f"loop {name}: fallback={fallback!r}; allowed: 'hold', 'safe_value'")
+        if period_s is not None and not (math.isfinite(period_s) and period_s > 0):
+            raise ConfigError(f"loop {name}: period_s={period_s} must be finite and > 0 s")
+        self.stale_after_s = float(stale_after_s)
+        self.hold_s = float(hold_s)
+        self.fallback = fallback
+        self.period_s = period_s
+        sizes = {envelope.n}
+        sv = None if safe_value is None else _arr(safe_value)
+        mv = None if manual_value is None else _arr(manual_value)
+        for a in (sv, mv):
+            if a is not None:
+                sizes.add(a.size)
+        sizes.discard(1)
+        if n_mv is not None:
+            sizes.add(n_mv)
+        if len(sizes) > 1:
+            raise ConfigError(
+                f"loop {name}: envelope, safe_value, manual_value and n_mv disagree "
+                f"on the number of MVs ({sorted(sizes)})"
+            )
+        self.n = sizes.pop() if sizes else 1
+        if envelope.n not in (1, self.n):
+            raise ConfigError(
+                f"loop {name}: envelope has {envelope.n} MV channels, expected {self.n}"
+            )
+        self.safe_value = (
+            np.broadcast_to(sv, self.n).copy() if sv is not None else envelope.default_safe(self.n)
+        )
+        if not envelope.contains(self.safe_value):
+            raise ConfigError(
+                f"loop {name}: safe_value={self.safe_value.tolist()} must be finite and inside "
+                f"[mv_lo, mv_hi]=[{envelope.mv_lo.tolist()}, {envelope.mv_hi.tolist()}]",
+            )
+        self.y_lo = None if y_lo is None else _arr(y_lo)
+        self.y_hi = None if y_hi is None else _arr(y_hi)
+        self._mode = LoopMode(mode)
+        self._manual: FloatArray | None = None
+        if mv is not None:
+            self._manual = self._check_manual(mv)
+        self.log: list[Intervention] = []
+        self.counts: Counter[str] = Counter()
+        self.cv_violation_count = 0
+        self._pending: list[Intervention] = []
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the runtime state (last MV, timers); keep mode, log and counts."""
+        self._u_last: FloatArray | None = None
+        self._t_last: float | None = None
+        self._wrote_last = False
+        self._bad_since: float | None = None
+
+    @property
+    def mode(self) -> LoopMode:
+        """Current loop mode."""
+        return self._mode
+
+    @property
+    def manual_value(self) -> FloatArray | None:
+        """Operator's MV value used in MANUAL mode."""
+        return None if self._manual is None else self._manual.copy()
+
+    @property
+    def last_applied(self) -> FloatArray | None:
+        """Last MV value the guard decided (written, or the plant's in ADVISORY)."""
+        return None if self._u_last is None else self._u_last.copy()
+
+    def _check_manual(self, v: Any) -> FloatArray:
+        a = _arr(v)
+        if a.size == 1:
+            a = np.broadcast_to(a, self.n).copy()
+        if a.size != self.n or not np.all(np.isfinite(a)):
+            raise ConfigError(
+                f"loop {self.name}: manual_value={a.tolist()} must be {self.n} finite number(s)",
+            )
+        return a
+
+    def record(self, iv: Intervention) -> None:
+        """Append ``iv`` to the log and count it."""
+        self.log.append(iv)
+        self.counts[str(iv.kind)] += 1
+
+    def set_mode(
+        self,
+        mode: LoopMode,
+        t: float,
+        reason: str,
+        manual_value: float | Sequence[float] | FloatArray | None = None,
+    ) -> Intervention:
+        """Change the loop mode, recorded as a ``mode_change`` intervention.
+
+        Entering MANUAL without ``manual_value`` freezes the last applied MV.
+        """
+        mode = LoopMode(mode)
+        if manual_value is not None:
+            self._manual = self._check_manual(manual_value)
+        elif mode is LoopMode.MANUAL and self._mode is not LoopMode.MANUAL:
+            self._manual = None if self._u_last is None else self._u_last.copy()
+        why = reason or f"mode set to {mode.value}"
+        iv = Intervention(
+            float(t),
+            self.name,
+            K.MODE_CHANGE,
+            f"{self._mode.value} -> {mode.value}: {why}",
+            proposed=as_values(self._manual if mode is LoopMode.MANUAL else None),
+        )
+        self._mode = mode
+        self.record(iv)
+        self._pending.append(iv)
+        return iv
+
+    # --------------------------------------------------------------- checking
+    def current_mv(self, obs: Observation | None = None) -> FloatArray | None:
+        """The MV now on the plant: the guard's last write, else ``obs.u_prev``."""
+        return self._previous(obs)
+
+    def _previous(self, obs: Observation | None) -> FloatArray | None:
+        if self._wrote_last and self._u_last is not None:
+            return self._u_last
+        if obs is not None and obs.u_prev is not None:
+            up = _arr(obs.u_prev)
+            if up.size == self.n and np.all(np.isfinite(up)):
+                return up
+        return self._u_last
+
+    def _measurement_problem(self, obs: Observation) -> tuple[InterventionKind, str] | None:
+        y, sp = _arr(obs.y), _arr(obs.sp)
+        if not np.all(np.isfinite(y)):
+            return K.BAD_MEASUREMENT, f"measurement not finite: y={_fmt(y)}"
+        if not np.all(np.isfinite(sp)):
+            return K.BAD_MEASUREMENT, f"setpoint not finite: sp={_fmt(sp)}"
+        lo = self.y_lo if self.y_lo is not None and self.y_lo.size in (1, y.size) else None
+        hi = self.y_hi if self.y_hi is not None and self.y_hi.size in (1, y.size) else None
+        if (lo is not None and np.any(y < lo)) or (hi is not None and np.any(y > hi)):
+            return K.BAD_MEASUREMENT, (
+                f"measurement outside instrument range: y={_fmt(y)}, range "
+                f"[{_fmt(self.y_lo)}, {_fmt(self.y_hi)}]"
+            )
+        if obs.age is not None:
+            age = _arr(obs.age)
+            if not np.all(np.isfinite(age)) or np.any(age > self.stale_after_s):
+                return K.STALE_HOLD, (
+                    f"measurement stale: age={_fmt(age)} s > stale_after_s={self.stale_after_s:g} s"
+                )
+        return None
+
+    def filter(
+        self,
+        t: float,
+        proposed: FloatArray | None,
+        obs: Observation,
+        process: Process | None = None,
+    ) -> GuardDecision:
+        """Guard one proposal; see the module docstring for the order.
+
+        Parameters
+        ----------
+        t : float
+            Runtime-clock time, s.
+        proposed : ndarray or None
+            Controller proposal in MV units; ``None`` asks to hold the last MV
+            (the caller already recorded why).
+        obs : Observation
+            The observation the proposal was computed from (``age`` for
+            staleness, ``u_prev`` for the plant's current MV).
+        process : mapping of str to float, optional
+            Latest value of every tag, by path (for interlocks).
+        """
+        t = float(t)
+        ivs: list[Intervention] = list(self._pending)
+        self._pending.clear()
+        new: list[Intervention] = []
+        mode = self._mode
+        prev = self._previous(obs)
+        if self._t_last is None or not math.isfinite(t):
+            dt = self.period_s or 1.0
+        else:
+            dt = t - self._t_last
+        prop = None if proposed is None else _arr(proposed)
+        info: dict[str, Any] = {}
+
+        def add(
+            kind: InterventionKind,
+            reason: str,
+            applied: Any = None,
+            ch: int | None = None,
+            what: Any = None,
+        ) -> None:
+            new.append(
+                Intervention(
+                    t,
+                    self.name,
+                    kind,
+                    reason,
+                    proposed=as_values(prop if what is None else what),
+                    applied=as_values(applied),
+                    channel=ch,
+                )
+            )
+
+        safe = self.safe_value
+        hold = prev if prev is not None else safe
+        # 1. target by mode
+        source = "controller"
+        if mode is LoopMode.MANUAL:
+            if self._manual is None and prev is not None:
+                self._manual = prev.copy()
+            target = self._manual
+            source = "manual"
+            if target is None:
+                info["reason"] = "manual mode with no manual value and no known MV: nothing written"
+                return self._finish(t, mode, safe.copy(), False, prop, ivs, new, info, "none")
+        elif prop is None:
+            target, source = hold, "hold"
+        elif prop.size != self.n or not np.all(np.isfinite(prop)):
+            target, source = hold, "hold"
+            add(
+                K.INVALID_ACTION,
+                f"proposal {_fmt(prop)} is not {self.n} finite value(s): holding {_fmt(hold)}"
+                + ("" if prev is not None else " (no previous MV: safe value)"),
+                applied=hold,
+            )
+        else:
+            target = prop
+        # 2. measurement: track the timer in every mode, act only when not MANUAL
+        problem = self._measurement_problem(obs)
+        if problem is None:
+            self._bad_since = None
+        else:
+            if self._bad_since is None:
+                self._bad_since = t
+            elapsed = t - self._bad_since
+            info["bad_for_s"] = elapsed
+            if mode is not LoopMode.MANUAL:
+                kind, why = problem
+                if elapsed < self.hold_s:
+                    target, source = hold, "hold"
+                    add(
+                        kind,
+                        f"{why}; holding {_fmt(hold)} for up to hold_s={self.hold_s:g} s "
+                        f"(bad for {elapsed:g} s)",
+                        applied=hold,
+                    )
+                else:
+                    fb = hold if self.fallback == "hold" else safe
+                    target, source = fb, "fallback"
+                    add(
+                        K.STALE_FALLBACK,
+                        f"{why}; bad for {elapsed:g} s >= hold_s="
+                        f"{self.hold_s:g} s: fallback '{self.fallback}' -> {_fmt(fb)}",
+                        applied=fb,
+                    )
+        # 3. interlocks (every mode)
+        tripped = False
+        for il in self.interlocks:
+            trip, why = il.evaluate(process or {})
+            if trip:
+                tripped = True
+                add(K.INTERLOCK, f"{why}: MV to safe value {_fmt(safe)}", applied=safe)
+        if tripped:
+            u = np.clip(safe, *self.envelope.bounds(self.n)[:2])
+            source = "interlock"
+        else:
+            u, clips = self.envelope.project_explain(target, prev, dt)
+            for c in clips:
+                ch = c.channel
+                if c.kind is K.RATE_LIMIT and prev is not None:
+                    rate = self.envelope.bounds(self.n)[2][ch]
+                    why = (
+                        f"channel {ch}: change {target[ch] - prev[ch]:.6g} exceeds "
+                        f"mv_rate*dt = {rate:.6g}*{dt:.6g} s: limited to {c.bound:.6g}"
+                    )
+                else:
+                    side = "below mv_lo" if c.kind is K.CLAMP_LOW else "above mv_hi"
+                    why = f"channel {c.channel}: {target[c.channel]:.6g} {side} = {c.bound:.6g}"
+                if source == "manual":
+                    why = "manual value " + why
+                add(c.kind, why, applied=u, ch=c.channel, what=target)
+        # 4. CV limits are counted, not enforced
+        viol = self.envelope.cv_violations(_arr(obs.y))
+        if viol:
+            self.cv_violation_count += 1
+            info["cv_violations"] = viol
+        write = mode is not LoopMode.ADVISORY
+        if mode is LoopMode.ADVISORY:
+            info["recommendation"] = u.copy()
+        return self._finish(t, mode, u, write, prop, ivs, new, info, source)
+
+    def _finish(
+        self,
+        t: float,
+        mode: LoopMode,
+        u: FloatArray,
+        write: bool,
+        prop: FloatArray | None,
+        ivs: list[Intervention],
+        new: list[Intervention],
+        info: dict[str, Any],
+        source: str,
+    ) -> GuardDecision:
+        for iv in new:
+            self.record(iv)
+        info["source"] = source
+        if write:
+            self._u_last = u.copy()
+            self._wrote_last = True
+        else:
+            self._wrote_last = False
+        self._t_last = t
+        proposed = prop if prop is not None else np.full(self.n, np.nan)
+        return GuardDecision(u, write, proposed, ivs + new, mode, info)
+
+    def observe_plant_mv(self, u: FloatArray) -> None:
+        """Tell the guard the plant's current MV (e.g. read back in ADVISORY)."""
+        a = _arr(u)
+        if a.size == self.n and np.all(np.isfinite(a)):
+            self._u_last = a
+
+    # ---------------------------------------------------------------- config
+    @classmethod
+    def from_loop_config(
+        cls,
+        cfg: LoopConfig,
+        mv_tags: Sequence[Tag],
+        cv_tags: Sequence[Tag],
+        aliases: Mapping[str, str],
+    ) -> SafetyGuard:
+        """Build the guard of a site-file loop.
+
+        MV limits default to the MV tags' ranges; ``limits`` in the loop can
+        only narrow them. CV instrument ranges come from the CV tags. The
+        signal names of the loop's tags are aliases for interlocks (an
+        explicit ``aliases`` entry wins).
+        """
+        from autofab.control.safety.config import guard_from_loop_config
+
+        return guard_from_loop_config(cls, cfg, mv_tags, cv_tags, aliases)
+
+
+# --------------------------------------------------------------------- loop
+def _ctrl_name(c: Controller) -> str:
+    return type(c).__name__
+
+
+class GuardedLoop:
+    """A controller (and optional fallback controller) behind a SafetyGuard.
+
+    Parameters
+    ----------
+    controller : Controller
+        Primary controller.
+    guard : SafetyGuard
+        The loop's guard.
+    fallback : Controller, optional
+        Used when the primary raises, overruns ``step_budget_s``, reports
+        ``info['fallback']`` or ``info['model_trusted'] is False``.
+    step_budget_s : float, optional
+        Watchdog budget of one primary ``step``, s (``time.perf_counter``).
+    """
+
+    def __init__(
+        self,
+        controller: Controller,
+        guard: SafetyGuard,
+        *,
+        fallback: Controller | None = None,
+        step_budget_s: float | None = None,
+    ) -> None:
+        if not isinstance(guard, SafetyGuard):
+            raise SafetyViolation(f"GuardedLoop needs a SafetyGuard, got {type(guard).__name__}")
+        if step_budget_s is not None and not (step_budget_s > 0):
+            raise ConfigError(f"step_budget_s={step_budget_s} must be > 0 s")
+        self.controller = controller
+        self.guard = guard
+        self.fallback = fallback
+        self.step_budget_s = step_budget_s
+        self._ready = False
+
+    @classmethod
+    def from_loop_config(
+        cls,
+        cfg: LoopConfig,
+        mv_tags: Sequence[Tag],
+        cv_tags: Sequence[Tag],
+        aliases: Mapping[str, str],
+    ) -> GuardedLoop:
+        """Build a site-file loop: controller from the registry, guard, fallback.
+
+        ``cfg.params`` are the controller's keyword arguments, except two
+        reserved keys: ``step_budget_s`` (watchdog budget, s) and ``fallback``
+        (``{"controller": name, "params": {...}}``, a fallback controller).
+        A controller that takes ``dt`` gets the loop period unless given; one
+        that takes ``u_lo``/``u_hi`` gets the guard's hard MV limits unless
+        given, so its own anti-windup sees them too.
+        """
+        from autofab.control.safety.config import build_controller
+
+        guard = SafetyGuard.from_loop_config(cfg, mv_tags, cv_tags, aliases)
+        params = dict(cfg.params)
+        budget = params.pop("step_budget_s", None)
+        fb_spec = params.pop("fallback", None)
+        where = f"loops.{cfg.name}"
+        controller = build_controller(
+            cfg.controller, params, cfg, guard, f"{where}.params", (cv_tags, mv_tags)
+        )
+        fallback = None
+        if fb_spec is not None:
+            if not isinstance(fb_spec, Mapping) or "controller" not in fb_spec:
+                raise ConfigError(
+                    "must be a mapping with 'controller' (a registered name) and optional 'params'",
+                    field=f"{where}.params.fallback",
+                )
+            fallback = build_controller(
+                str(fb_spec["controller"]),
+                dict(fb_spec.get("params") or {}),
+                cfg,
+                guard,
+                f"{where}.params.fallback.params",
+            )
+        try:
+            return cls(
+                controller,
+                guard,
+                fallback=fallback,
+                step_budget_s=None if budget is None else float(budget),
+            )
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), field=f"{where}.params.step_budget_s") from None
+
+    @property
+    def name(self) -> str:
+        """Loop name."""
+        return self.guard.name
+
+    @property
+    def mode(self) -> LoopMode:
+        """Current loop mode."""
+        return self.guard.mode
+
+    @property
+    def interventions(self) -> list[Intervention]:
+        """The full intervention log (oldest first)."""
+        return self.guard.log
+
+    def intervention_counts(self) -> dict[str, int]:
+        """Number of interventions of each kind so far."""
+        return dict(self.guard.counts)
+
+    def set_mode(
+        self,
+        mode: LoopMode,
+        t: float,
+        reason: str,
+        manual_value: float | Sequence[float] | FloatArray | None = None,
+    ) -> Intervention:
+        """Change the loop mode (see :meth:`SafetyGuard.set_mode`)."""
+        return self.guard.set_mode(mode, t, reason, manual_value)
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        """Reset controllers and the guard's runtime state."""
+        info: dict[str, Any] = {"controller": self.controller.reset(seed=seed)}
+        if self.fallback is not None:
+            info["fallback"] = self.fallback.reset(seed=seed)
+        self.guard.reset()
+        self._ready = True
+        return info
+
+    def _run(
+        self, c: Controller, obs: Observation, t: float, ivs: list[Intervention]
+    ) -> tuple[Action | None, float]:
+        t0 = time.perf_counter()
+        try:
+            act = c.step(obs)
+            if not isinstance(act, Action):
+                raise TypeError(f"step returned {type(act).__name__}, not Action")
+        except Exception as exc:  # a controller must never take the loop down
+            ivs.append(
+                Intervention(
+                    t,
+                    self.name,
+                    K.CONTROLLER_ERROR,
+                    f"{_ctrl_name(c)}.step raised {type(exc).__name__}: {exc}",
+                )
+            )
+            return None, time.perf_counter() - t0
+        return act, time.perf_counter() - t0
+
+    def step(self, obs: Observation, process: Process | None = None) -> GuardDecision:
+        """Run the controller(s) and the guard for one loop period.
+
+        Parameters
+        ----------
+        obs : Observation
+            Current observation.
+        process : mapping of str to float, optional
+            Latest value of every tag, by path (for interlocks).
+        """
+        if not self._ready:
+            raise NotFittedError(f"GuardedLoop {self.name!r}: step called before reset()")
+        t = float(obs.t)
+        ivs: list[Intervention] = []
+        act, elapsed = self._run(self.controller, obs, t, ivs)
+        why: tuple[InterventionKind, str] | None = None
+        if act is None:
+            why = (K.CONTROLLER_ERROR, "")
+        elif self.step_budget_s is not None and elapsed > self.step_budget_s:
+            why = (
+                K.WATCHDOG,
+                f"{_ctrl_name(self.controller)}.step took {elapsed:.4g} s > "
+                f"budget {self.step_budget_s:.4g} s: action discarded",
+            )
+        elif act.info.get("model_trusted") is False:
+            why = (K.MODEL_UNTRUSTED, f"{_ctrl_name(self.controller)} reports its model untrusted")
+        elif act.info.get("fallback") and self.fallback is not None:
+            why = (
+                K.CONTROLLER_FALLBACK,
+                f"{_ctrl_name(self.controller)} fell back: {act.info['fallback']}",
+            )
+        acting: Controller | None = self.controller
+        proposal: FloatArray | None = None if act is None else act.u
+        if why is not None:
+            if why[0] is not K.CONTROLLER_ERROR:
+                ivs.append(
+                    Intervention(
+                        t,
+                        self.name,
+                        why[0],
+                        why[1]
+                        + (
+                            "; fallback controller used"
+                            if self.fallback
+                            else "; holding the last MV"
+                        ),
+                        proposed=as_values(None if act is None else act.u),
+                    )
+                )
+            acting, proposal = None, None
+            if self.fallback is not None:
+                fb_act, _ = self._run(self.fallback, obs, t, ivs)
+                if fb_act is not None:
+                    acting, proposal = self.fallback, fb_act.u
+        for iv in ivs:
+            self.guard.record(iv)
+        decision = self.guard.filter(t, proposal, obs, process)
+        decision.interventions[:0] = ivs
+        decision.info["controller"] = (
+            "none" if acting is None else ("primary" if acting is self.controller else "fallback")
+        )
+        decision.info["step_s"] = elapsed
+        if act is not None:
+            decision.info["controller_info"] = act.info
+        # tell the controllers what was applied: in control -> track, else hand over
+        applied = decision.u if decision.write else self.guard.current_mv(obs)
+        in_control = decision.write and decision.info["source"] == "controller"
+        if applied is not None:
+            for c in (self.controller, self.fallback):
+                if c is None:
+                    continue
+                try:
+                    if c is acting and in_control:
+                        c.track(applied)
+                    else:
+                        getattr(c, "handover", c.track)(applied)
+                except Exception as exc:
+                    iv = Intervention(
+                        t,
+                        self.name,
+                        K.CONTROLLER_ERROR,
+                        f"{_ctrl_name(c)}.track raised {type(exc).__name__}: {exc}",
+                    )
+                    self.guard.record(iv)
+                    decision.interventions.append(iv)
+        return decision
+
+
+def require_guarded(obj: Any) -> GuardedLoop:
+    """Return ``obj`` if it is a :class:`GuardedLoop`, else raise ``SafetyViolation``."""
+    if not isinstance(obj, GuardedLoop):
+        raise SafetyViolation(
+            f"refusing to run {type(obj).__name__}: every controller must be wrapped in a "
+            "GuardedLoop (SafetyGuard) before it may write to the plant",
+        )
+    return obj
+
+
+__all__ = ["GuardedLoop", "SafetyGuard", "require_guarded"]

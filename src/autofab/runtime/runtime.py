@@ -1,0 +1,422 @@
+"""The runtime: wires a site together and runs it on one clock.
+
+One sample travels one way: connector -> bus -> (historian, loops, KPIs,
+monitor). Actuators are written only by :meth:`Runtime.write`, which only the
+loops call, after their SafetyGuard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autofab.connectors.base import Connector, SteppedConnector
+from autofab.connectors.replay import ReplayConnector
+from autofab.connectors.twin import TwinConnector
+from autofab.control.safety import GuardedLoop
+from autofab.core import registry
+from autofab.core.base import Tag
+from autofab.core.bus import Bus, Overflow
+from autofab.core.clock import Clock, RealClock, SimClock
+from autofab.errors import ConfigError
+from autofab.historian.base import Historian
+from autofab.kpi import Tariff, UnitAccumulator, UnitTags, WorkUnitElements, compute_all
+from autofab.runtime.base import REPORT_SCHEMA_VERSION, RunSettings, jsonable
+from autofab.runtime.loops import LoopRunner
+from autofab.runtime.scheduler import Job, Scheduler
+from autofab.site.base import HistorianConfig, SiteConfig
+from autofab.site.loader import load_site
+from autofab.twins.base import Fault
+
+PRIO_CONNECTOR, PRIO_LOOP, PRIO_CONSUMER = 10, 20, 30
+
+
+def open_historian(cfg: HistorianConfig, path_override: str | None = None) -> Historian:
+    """Instantiate the configured historian backend."""
+    cls = registry.load("historian", cfg.backend)
+    if cfg.backend == "duckdb":
+        path = Path(path_override or cfg.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        h: Historian = cls(path, flush_interval_s=cfg.flush_interval_s, **cfg.options)
+    elif cfg.backend == "postgres":
+        if not cfg.dsn:
+            raise ConfigError("the postgres backend needs 'dsn'", field="historian.dsn")
+        h = cls(cfg.dsn, flush_interval_s=cfg.flush_interval_s, **cfg.options)
+    else:
+        h = cls(**cfg.options)
+    return h
+
+
+class Runtime:
+    """A site, built and ready to run.
+
+    Parameters
+    ----------
+    site : SiteConfig
+        The validated site file.
+    settings : RunSettings
+        Duration, speed, seed, report path.
+    source : str
+        Name of the site file, used in error messages.
+    historian : Historian, optional
+        Use this store instead of the site's (tests, embedding).
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        settings: RunSettings | None = None,
+        *,
+        source: str = "site",
+        historian: Historian | None = None,
+    ) -> None:
+        self.site = site
+        self.settings = settings or RunSettings(
+            duration_s=site.run.duration, speed=site.run.speed, seed=site.run.seed
+        )
+        self.source = source
+        self.bus = Bus()
+        self.clock: Clock = (
+            SimClock() if self.settings.speed == "max" else RealClock(float(self.settings.speed))
+        )
+        self.connectors: list[Connector] = [self._build_connector(c) for c in site.connectors]
+        self.tags: dict[str, Tag] = {}
+        for conn in self.connectors:
+            for tag in conn.tags:
+                self.tags[tag.path] = tag
+        for i, tc in enumerate(site.tags):
+            path = (
+                tc.path if "/" in tc.path and tc.path.count("/") >= 3 else self._prefixed(tc.path)
+            )
+            self.tags[path] = Tag(path, tc.unit, tc.lo, tc.hi, tc.kind, tc.description)
+            _ = i
+        self._owner: dict[str, Connector] = {}
+        for conn in self.connectors:
+            for tag in getattr(conn, "tags_in", conn.tags):
+                self._owner[tag.path] = conn
+        self._inject_faults()
+        self.loops = [self._build_loop(i) for i in range(len(site.loops))]
+        for lr in self.loops:
+            for tag in lr.output_tags():
+                self.tags[tag.path] = tag
+        self._own_historian = historian is None
+        self.historian = historian or open_historian(site.historian, self.settings.historian_path)
+        self.historian.register_tags(self.tags.values())
+        self.tariff = Tariff(site.kpi.tariff, site.site.timezone)
+        self.units = [self._unit_tags(i) for i in range(len(site.kpi.units))]
+        self.events: list[dict[str, Any]] = []
+        self.scheduler = Scheduler(self.clock)
+        self.unit_accumulators: list[UnitAccumulator] = []
+        self._started = False
+        self.wall_s = 0.0
+
+    # ----- building -------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, settings: RunSettings | None = None) -> Runtime:
+        """Load a site file and build its runtime."""
+        return cls(load_site(path), settings, source=str(path))
+
+    def _prefixed(self, rel: str) -> str:
+        return f"{self.site.site.prefix}/{rel}"
+
+    def _build_connector(self, cfg: Any) -> Connector:
+        prefix = cfg.prefix or self.site.site.prefix
+        if cfg.kind == "twin":
+            return TwinConnector.from_config(cfg, prefix, self.settings.seed, self.source)
+        if cfg.kind == "replay":
+            return ReplayConnector.from_config(cfg, self.source, prefix=prefix)
+        try:
+            cls = registry.load("connector", cfg.kind)
+        except ConfigError as exc:
+            raise ConfigError(
+                exc.message, source=self.source, field=f"connectors.{cfg.name}.kind"
+            ) from exc
+        conn: Connector = cls.from_config(cfg, self.source)
+        return conn
+
+    def resolve(self, ref: str, field: str) -> Tag:
+        """The tag a site-file reference names (full path or prefix-relative)."""
+        if ref in self.tags:
+            return self.tags[ref]
+        candidates = [self._prefixed(ref)] + [
+            f"{c.prefix}/{ref}" for c in self.connectors if isinstance(c, TwinConnector)
+        ]
+        for c in candidates:
+            if c in self.tags:
+                return self.tags[c]
+        close = difflib.get_close_matches(ref, [self._relative(p) for p in self.tags], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"no tag {ref!r} (give a full path or one relative to {self.site.site.prefix}){hint}",
+            source=self.source,
+            field=field,
+        )
+
+    def _relative(self, path: str) -> str:
+        pre = self.site.site.prefix + "/"
+        return path[len(pre) :] if path.startswith(pre) else path
+
+    def _inject_faults(self) -> None:
+        for i, fc in enumerate(self.site.faults):
+            field = f"faults.{i}"
+            conns = [c for c in self.connectors if isinstance(c, TwinConnector)]
+            if fc.connector is not None:
+                conns = [c for c in conns if c.name == fc.connector]
+            if len(conns) != 1:
+                raise ConfigError(
+                    "faults are injected into a twin connector: name it with 'connector' "
+                    f"(twin connectors: {', '.join(c.name for c in conns) or 'none'})",
+                    source=self.source,
+                    field=f"{field}.connector",
+                )
+            fault = Fault(fc.kind, fc.target, fc.start, fc.size, fc.duration, dict(fc.params))
+            try:
+                conns[0].inject(fault)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, source=self.source, field=field) from exc
+
+    def _build_loop(self, i: int) -> LoopRunner:
+        cfg = self.site.loops[i]
+        field = f"loops.{i}"
+        cv = [self.resolve(r, f"{field}.cv") for r in cfg.cv]
+        mv = [self.resolve(r, f"{field}.mv") for r in cfg.mv]
+        for tag in mv:
+            if tag.path not in self._owner:
+                raise ConfigError(
+                    f"{tag.path} is not writable by any connector",
+                    source=self.source,
+                    field=f"{field}.mv",
+                )
+        sp_tags = (
+            [self.resolve(r, f"{field}.sp_tag").path for r in cfg.sp_tag] if cfg.sp_tag else None
+        )
+        aliases = {"cv": cv[0].path, "mv": mv[0].path}
+        aliases.update({f"cv{j}": t.path for j, t in enumerate(cv)})
+        aliases.update({f"mv{j}": t.path for j, t in enumerate(mv)})
+        try:
+            loop = GuardedLoop.from_loop_config(cfg, mv, cv, aliases)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, source=self.source, field=exc.field or field) from exc
+        return LoopRunner(
+            cfg,
+            cv_tags=cv,
+            mv_tags=mv,
+            sp_tags=sp_tags,
+            loop=loop,
+            bus=self.bus,
+            write=self.write,
+            tag_prefix=self.site.site.prefix,
+        )
+
+    def _unit_tags(self, i: int) -> UnitTags:
+        u = self.site.kpi.units[i]
+        field = f"kpi.units.{i}"
+        return UnitTags(
+            name=u.name,
+            good=self.resolve(u.good, f"{field}.good").path,
+            total=self.resolve(u.total, f"{field}.total").path,
+            ideal_cycle_time_s=u.ideal_cycle_time_s,
+            state=self.resolve(u.state, f"{field}.state").path if u.state else None,
+            energy=self.resolve(u.energy, f"{field}.energy").path if u.energy else None,
+        )
+
+    # ----- running --------------------------------------------------------
+    async def write(self, tag: str, value: float) -> None:
+        """Write an actuator; the loops call this after their guard, nothing else does."""
+        conn = self._owner.get(tag)
+        if conn is None:
+            raise ConfigError(f"{tag!r} is not a writable tag of any connector")
+        await conn.write(tag, value)
+
+    async def _read_mvs(self, tags: list[str]) -> list[float]:
+        out = []
+        for tag in tags:
+            (s,) = await self._owner[tag].read([tag])
+            out.append(s.value)
+        return out
+
+    def loop(self, name: str) -> LoopRunner:
+        """The loop called ``name``."""
+        for lr in self.loops:
+            if lr.name == name:
+                return lr
+        raise ConfigError(f"no loop {name!r}; loops: {', '.join(x.name for x in self.loops)}")
+
+    def _start_ts(self) -> float:
+        """Simulated runs continue after what the historian already holds."""
+        if not isinstance(self.clock, SimClock):
+            return self.clock.now()
+        stored = self.historian.latest(list(self.tags))
+        last = max((s.ts for s in stored.values()), default=-math.inf)
+        start = self.clock.start_ts
+        if last >= start:
+            start = math.floor(last / 60.0) * 60.0 + 60.0  # next whole minute
+        return start
+
+    async def run(self, on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Run the site for the configured duration and return the report."""
+        if self._started:
+            raise RuntimeError("a Runtime runs once; build a new one for another run")
+        self._started = True
+        wall0 = time.perf_counter()
+        start_ts = self._start_ts()
+        if isinstance(self.clock, SimClock):
+            self.clock = SimClock(start_ts)
+            self.scheduler.clock = self.clock
+        end_ts = start_ts + self.settings.duration_s
+        free = [c for c in self.connectors if not isinstance(c, SteppedConnector)]
+        if free and isinstance(self.clock, SimClock):
+            raise ConfigError(
+                f"connector {free[0].name!r} runs on real time: use a numeric speed "
+                "(--speed 1) instead of 'max'",
+                source=self.source,
+            )
+        hist_sub = self.bus.subscribe("#", 2_000_000, Overflow.DROP_OLDEST, name="historian")
+        unit_accs = self.unit_accumulators = [
+            UnitAccumulator(u, self.tariff, start_ts, self.site.kpi.planned_shutdown_s)
+            for u in self.units
+        ]
+        kpi_tags = sorted({t for a in unit_accs for t in a.tags})
+        kpi_sub = self.bus.subscribe(kpi_tags or ["$none/none"], 1_000_000, name="kpi")
+        routes: dict[str, list[UnitAccumulator]] = {}
+        for a in unit_accs:
+            for t in a.tags:
+                routes.setdefault(t, []).append(a)
+        tasks: list[asyncio.Task[None]] = []
+        for conn in self.connectors:
+            await conn.connect()
+        try:
+            for conn in self.connectors:
+                if isinstance(conn, SteppedConnector):
+                    self.scheduler.add(
+                        Job(
+                            f"connector:{conn.name}",
+                            conn.period,
+                            self._stepper(conn),
+                            PRIO_CONNECTOR,
+                        )
+                    )
+                else:
+                    tasks.append(asyncio.create_task(self._pump(conn)))
+            for lr in self.loops:
+                lr.loop.reset(self.settings.seed)
+                await lr.start_from_plant(self._read_mvs)
+                self.scheduler.add(Job(f"loop:{lr.name}", lr.period, self._looper(lr), PRIO_LOOP))
+            last_flush = [time.monotonic()]
+            interval = self.site.historian.flush_interval_s
+
+            async def historian_job(ts: float) -> None:
+                self.historian.append(hist_sub.drain())
+                if time.monotonic() - last_flush[0] >= interval:
+                    self.historian.flush()
+                    last_flush[0] = time.monotonic()
+
+            async def kpi_job(ts: float) -> None:
+                for s in kpi_sub.drain():
+                    for a in routes.get(s.tag, ()):
+                        a.update(s)
+
+            self.scheduler.add(Job("historian", interval, historian_job, PRIO_CONSUMER))
+            self.scheduler.add(Job("kpi", 1.0, kpi_job, PRIO_CONSUMER))
+            await self.scheduler.run_until(end_ts, on_progress)
+            await kpi_job(end_ts)
+            self.historian.append(hist_sub.drain())
+            self.historian.flush()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for conn in self.connectors:
+                await conn.close()
+        self.wall_s = time.perf_counter() - wall0
+        report = self._report(start_ts, end_ts, unit_accs, hist_sub.stats().dropped)
+        if self._own_historian:
+            self.historian.close()
+        return report
+
+    def _stepper(self, conn: SteppedConnector) -> Callable[[float], Any]:
+        async def step(ts: float) -> None:
+            self.bus.publish_many(await conn.step(ts))
+
+        return step
+
+    def _looper(self, lr: LoopRunner) -> Callable[[float], Any]:
+        async def step(ts: float) -> None:
+            await lr.step(ts, ts - self.clock.start_ts)
+
+        return step
+
+    async def _pump(self, conn: Connector) -> None:
+        async for sample in conn.subscribe([t.path for t in conn.tags]):
+            self.bus.publish(sample)
+
+    def kpis_now(self) -> dict[str, dict[str, Any]]:
+        """KPIs of every unit from the start of the run until now (live views)."""
+        now = self.clock.now()
+        grid = self.site.kpi.grid_co2_kg_per_kwh
+        return {
+            a.unit.name: jsonable(_kpi_block(a.elements(now), grid)) for a in self.unit_accumulators
+        }
+
+    # ----- report ---------------------------------------------------------
+    def _report(
+        self, start_ts: float, end_ts: float, accs: list[UnitAccumulator], dropped: int
+    ) -> dict[str, Any]:
+        grid = self.site.kpi.grid_co2_kg_per_kwh
+        units: dict[str, Any] = {}
+        elements: dict[str, WorkUnitElements] = {}
+        for a in accs:
+            e = a.elements(end_ts)
+            elements[a.unit.name] = e
+            units[a.unit.name] = _kpi_block(e, grid)
+        line_name = self.site.kpi.line or (accs[0].unit.name if accs else None)
+        line = elements.get(line_name) if line_name else None
+        if line is None:
+            line = WorkUnitElements(start_ts, end_ts)
+        if self.site.kpi.line is None and len(elements) > 1:
+            total_energy = sum(e.energy_kwh for e in elements.values())
+            total_cost = sum(e.energy_cost for e in elements.values())
+            line = WorkUnitElements(
+                **{**line.__dict__, "energy_kwh": total_energy, "energy_cost": total_cost}
+            )
+        report: dict[str, Any] = {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "site": self.site.site.name,
+            "seed": self.settings.seed,
+            "speed": self.settings.speed,
+            "start_ts": start_ts,
+            "end_ts": end_ts,
+            "duration_s": end_ts - start_ts,
+            "line": line_name,
+            "kpis": _kpi_block(line, grid),
+            "units": units,
+            "loops": [lr.report() for lr in self.loops],
+            "deadline_misses": self.scheduler.deadline_misses,
+            "jobs": [j.stats() for j in self.scheduler.jobs],
+            "historian": {
+                "backend": self.site.historian.backend,
+                "path": str(self.settings.historian_path or self.site.historian.path),
+                "rows": self.historian.row_count(),
+            },
+            "bus": {"published": self.bus.published, "historian_dropped": dropped},
+            "events": [e for lr in self.loops for e in lr.events] + self.events,
+        }
+        return jsonable(report)  # type: ignore[no-any-return]
+
+
+def _kpi_block(e: WorkUnitElements, grid: float) -> dict[str, Any]:
+    k = compute_all(e, grid)
+    out: dict[str, Any] = {name: v.value for name, v in k.items()}
+    out.update(
+        parts_total=e.pq,
+        parts_good=e.gq,
+        idle_s=e.aidt,
+        down_s=e.adot,
+        setup_s=e.asut,
+        running_s=e.apt,
+    )
+    return out
