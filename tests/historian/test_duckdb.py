@@ -260,3 +260,26 @@ def test_recovers_after_an_unclean_stop(tmp_path):
         np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
         again.append(batches[-1])  # replayed after the restart: stored once
         assert again.flush() == 0
+
+
+def test_failed_flush_keeps_the_batch_and_the_state(tmp_path, monkeypatch):
+    with DuckDBHistorian(tmp_path / "h.duckdb") as h:
+        h.append([Sample(A, T0 + i, float(i)) for i in range(90)])
+        h.flush()
+        before = (h.row_count(), h.latest([A]), h._watermark)
+        h.append([Sample(A, T0 + 90 + i, 1.0) for i in range(60)])
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(h, "_roll", boom)
+        with pytest.raises(RuntimeError, match="disk full"):
+            h.flush()
+        assert h.row_count() == before[0], "nothing of the failed batch is stored"
+        assert h._watermark == before[2], "the rollup watermark is rolled back"
+        assert h.latest([A])[A].ts == T0 + 149, "the batch is still buffered"
+        monkeypatch.undo()
+        assert h.flush() == 60
+        assert h.row_count() == 150
+        counts = h.query([A], T0, T0 + 120, every=60, agg="count")[A].tolist()
+        assert counts == [60, 60]

@@ -29,6 +29,7 @@ while no writer holds it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -318,6 +319,7 @@ class DuckDBHistorian(Historian):
             self._put_meta("schema_version", SCHEMA_VERSION)
             self._put_meta("rollup_us", str(self._rollup_us or ""))
             self._rebuild_rollup(rebuild=rollup_changed or (self._watermark is None))
+            self._put_meta("watermark_us", str(self._watermark or ""))
             self._put_meta("clean", "0")  # tags.last_* are written back by close()
             con.commit()
 
@@ -352,13 +354,11 @@ class DuckDBHistorian(Historian):
                 rows.append(
                     (tag_id, tag.path, tag.unit, tag.lo, tag.hi, str(tag.kind), tag.description)
                 )
-            self._con.begin()
-            self._write_tags(rows)
-            self._con.commit()
+            if rows:
+                self._con.execute("BEGIN; " + self._stage_tags(rows) + "; COMMIT")
 
-    def _write_tags(self, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
+    def _stage_tags(self, rows: list[tuple[Any, ...]]) -> str:
+        """Register tag rows as ``_tags``; return the SQL that upserts them."""
         cols = list(zip(*rows, strict=True))
         table = pa.table(
             {
@@ -372,15 +372,12 @@ class DuckDBHistorian(Historian):
             }
         )
         self._con.register("_tags", table)
-        try:
-            self._con.execute(
-                "INSERT INTO tags (tag_id, path, unit, lo, hi, kind, description) "
-                "SELECT * FROM _tags ON CONFLICT (tag_id) DO UPDATE SET unit = excluded.unit, "
-                "lo = excluded.lo, hi = excluded.hi, kind = excluded.kind, "
-                "description = excluded.description"
-            )
-        finally:
-            self._con.unregister("_tags")
+        return (
+            "INSERT INTO tags (tag_id, path, unit, lo, hi, kind, description) "
+            "SELECT * FROM _tags ON CONFLICT (tag_id) DO UPDATE SET unit = excluded.unit, "
+            "lo = excluded.lo, hi = excluded.hi, kind = excluded.kind, "
+            "description = excluded.description"
+        )
 
     def _tag_id(self, path: str) -> int:
         tag_id = self._ids.get(path)
@@ -481,31 +478,31 @@ class DuckDBHistorian(Historian):
             if not self._buf and not new_tags:
                 return 0
             chunks, self._buf, self._buf_n = self._buf, [], 0
-            watermark, open_buckets = self._watermark, dict(self._open)
+            saved = (self._watermark, dict(self._open), dict(self._last))
             con = self._con
-            con.begin()
+            script: list[str] = []  # run as one transaction, one call into DuckDB
             try:
-                self._write_tags(new_tags)
-                written = self._write(chunks) if chunks else 0
-                con.commit()
+                if new_tags:
+                    script.append(self._stage_tags(new_tags))
+                written = self._write(chunks, script) if chunks else 0
+                if script:
+                    con.execute("BEGIN TRANSACTION; " + "; ".join(script) + "; COMMIT")
             except BaseException:
-                con.rollback()
-                self._watermark, self._open = watermark, open_buckets
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                self._watermark, self._open, self._last = saved
                 self._buf = chunks + self._buf
                 self._buf_n = sum(len(c[0]) for c in self._buf)
-                self._reload_last()
                 raise
             self._new_tags.clear()
             return written
 
-    def _reload_last(self) -> None:
-        rows = self._con.execute(
-            "SELECT tag_id, last_ts, last_value, last_quality FROM tags WHERE last_ts IS NOT NULL"
-        ).fetchall()
-        self._last = {tid: (int(t), float(v), int(q)) for tid, t, v, q in rows}
-
-    def _write(self, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> int:
-        """Insert buffered chunks (inside the open transaction)."""
+    def _write(
+        self,
+        chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+        script: list[str],
+    ) -> int:
+        """Stage buffered chunks: register Arrow tables, add their SQL to ``script``."""
         if len(chunks) == 1:
             tag_id, ts_us, value, quality = chunks[0]
         else:
@@ -555,12 +552,10 @@ class DuckDBHistorian(Historian):
             }
         )
         con.register("_new", batch)
-        try:
-            con.execute("INSERT INTO samples SELECT tag_id, ts, value, quality FROM _new")
-        finally:
-            con.unregister("_new")
+        script.append("INSERT INTO samples SELECT tag_id, ts, value, quality FROM _new")
         if self._rollup_us is not None:
-            self._roll(rollup.partials(st, sts, sv, sq, self._rollup_us, presorted=True))
+            part = rollup.partials(st, sts, sv, sq, self._rollup_us, presorted=True)
+            self._roll(part, script)
         return len(order)
 
     def _stored_mask(self, tag_id: np.ndarray, ts_us: np.ndarray) -> np.ndarray:
@@ -609,7 +604,7 @@ class DuckDBHistorian(Historian):
             self._con.unregister("_upd")
 
     # ------------------------------------------------------------------ rollup
-    def _roll(self, part: rollup.Columns) -> None:
+    def _roll(self, part: rollup.Columns, script: list[str]) -> None:
         """Add partials of newly stored rows; write every bucket closed by the watermark.
 
         Invariant (committed with the samples): every usable stored sample of a
@@ -644,13 +639,10 @@ class DuckDBHistorian(Historian):
             out.append(rollup.from_entries(done))
         if out:
             self._con.register("_roll", rollup.to_arrow(*out))
-            try:
-                self._con.execute(f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT * FROM _roll")
-            finally:
-                self._con.unregister("_roll")
+            script.append(f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT * FROM _roll")
         if wm is None or new_wm > wm:
             self._watermark = new_wm
-            self._put_meta("watermark_us", str(new_wm))
+            script.append(f"UPDATE meta SET value = '{int(new_wm)}' WHERE key = 'watermark_us'")
 
     def _rebuild_rollup(self, rebuild: bool) -> None:
         """Recompute the rollup from ``samples`` if asked; reload the open buckets."""
