@@ -263,7 +263,7 @@ def test_recovers_after_an_unclean_stop(tmp_path):
 
 
 def test_failed_flush_keeps_the_batch_and_the_state(tmp_path, monkeypatch):
-    with DuckDBHistorian(tmp_path / "h.duckdb") as h:
+    with DuckDBHistorian(tmp_path / "h.duckdb", flush_interval_s=3600) as h:
         h.append([Sample(A, T0 + i, float(i)) for i in range(90)])
         h.flush()
         before = (h.row_count(), h.latest([A]), h._watermark)
