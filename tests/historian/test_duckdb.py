@@ -13,6 +13,7 @@ import pytest
 from autofab.core.base import Quality, Sample, Tag, TagKind
 from autofab.errors import ConfigError, HistorianError
 from autofab.historian import AGGREGATES, DuckDBHistorian
+from autofab.historian import duckdb as duckdb_backend
 
 T0 = 1_700_000_040.0  # whole minute
 A = "acme/cure/line1/oven/zone1/temperature"
@@ -37,7 +38,8 @@ def _stream(seed: int, n_batches: int = 40) -> list[list[Sample]]:
     return batches
 
 
-def test_rollup_answers_equal_a_scan_of_every_sample(tmp_path):
+def test_rollup_answers_equal_a_scan_of_every_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(duckdb_backend, "ROLLUP_LAG", 2)  # write closed minutes soon
     batches = _stream(seed=1)
     with (
         DuckDBHistorian(tmp_path / "roll.duckdb", rollup_s=60) as roll,
@@ -283,3 +285,22 @@ def test_failed_flush_keeps_the_batch_and_the_state(tmp_path, monkeypatch):
         assert h.row_count() == 150
         counts = h.query([A], T0, T0 + 120, every=60, agg="count")[A].tolist()
         assert counts == [60, 60]
+
+
+def test_pending_rollup_written_at_close(tmp_path):
+    path = tmp_path / "h.duckdb"
+    with DuckDBHistorian(path) as h:
+        h.append([Sample(A, T0, 0.0)])
+        h.flush()  # the first flush sets the watermark
+        h.append([Sample(A, T0 + i, float(i)) for i in range(1, 300)])  # 5 minutes < lag
+        h.flush()
+        assert h._watermark == T0 * 1e6, "closed minutes wait in memory"
+        expected = h.query([A], T0, T0 + 300, every=60, agg="mean")
+    with duckdb.connect(str(path), read_only=True) as con:
+        n = con.execute("SELECT count(*), sum(n) FROM rollup").fetchall()[0]
+    assert n == (4, 240), "close() writes the four closed minutes"
+    with DuckDBHistorian(path) as h:
+        assert h._watermark == (T0 + 240) * 1e6
+        got = h.query([A], T0, T0 + 300, every=60, agg="mean")
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
+        assert got[A].tolist() == [29.5, 89.5, 149.5, 209.5, 269.5]

@@ -51,12 +51,22 @@ from autofab.historian import rollup
 from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike
 
 SCHEMA_VERSION = "1"
+ROLLUP_LAG = 10
+"""Closed rollup buckets held in memory before they are written (and the watermark moves)."""
+MAX_PENDING = 200_000
+"""Pending partial rows that force a rollup write."""
 MAX_BUCKETS = 10_000_000
 """Most buckets one resampled query may return (rows of the result)."""
 
 MAX_ABS_TS = 1e11
 """Largest accepted ``|ts|`` (s, about the year 5138): catches milliseconds passed as seconds."""
 
+_EMPTY = (
+    np.empty(0, np.int32),
+    np.empty(0, np.int64),
+    np.empty(0, np.float64),
+    np.empty(0, np.uint8),
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 _TS_TYPE = pa.timestamp("us", tz="UTC")
@@ -278,7 +288,8 @@ class DuckDBHistorian(Historian):
         self._new_tags: dict[int, Tag] = {}
         self._last: dict[int, tuple[int, float, int]] = {}  # tag_id -> (ts_us, value, q)
         self._watermark: int | None = None
-        self._open: dict[tuple[int, int], rollup.Partial] = {}
+        self._pending: list[rollup.Columns] = []
+        self._pending_rows = 0
         if not read_only:
             self._con.execute(_SCHEMA)
         self._load_state()
@@ -478,7 +489,7 @@ class DuckDBHistorian(Historian):
             if not self._buf and not new_tags:
                 return 0
             chunks, self._buf, self._buf_n = self._buf, [], 0
-            saved = (self._watermark, dict(self._open), dict(self._last))
+            saved = (self._watermark, list(self._pending), self._pending_rows, dict(self._last))
             con = self._con
             script: list[str] = []  # run as one transaction, one call into DuckDB
             try:
@@ -490,7 +501,7 @@ class DuckDBHistorian(Historian):
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                self._watermark, self._open, self._last = saved
+                self._watermark, self._pending, self._pending_rows, self._last = saved
                 self._buf = chunks + self._buf
                 self._buf_n = sum(len(c[0]) for c in self._buf)
                 raise
@@ -520,16 +531,24 @@ class DuckDBHistorian(Historian):
             first[1:] = (st[1:] != st[:-1]) | (sts[1:] != sts[:-1])
             order, st, sts = order[first], st[first], sts[first]
         sv, sq = value[order], quality[order]
-        starts = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
-        ends = np.r_[starts[1:], len(st)] - 1
+        starts = np.flatnonzero(np.concatenate(([True], st[1:] != st[:-1])))
+        ends = np.append(starts[1:], len(st)) - 1
         overlap = False
-        for g0, g1 in zip(starts.tolist(), ends.tolist(), strict=True):
-            tid = int(st[g0])
-            prev = self._last.get(tid)
-            if prev is not None and sts[g0] <= prev[0]:
+        last = self._last
+        per_tag = zip(
+            st[starts].tolist(),
+            sts[starts].tolist(),
+            sts[ends].tolist(),
+            sv[ends].tolist(),
+            sq[ends].tolist(),
+            strict=True,
+        )
+        for tid, oldest, newest, v, q in per_tag:
+            prev = last.get(tid)
+            if prev is not None and oldest <= prev[0]:
                 overlap = True  # some rows may be stored already
-            if prev is None or sts[g1] > prev[0]:  # newer than anything stored: not a repeat
-                self._last[tid] = (int(sts[g1]), float(sv[g1]), int(sq[g1]))
+            if prev is None or newest > prev[0]:  # newer than anything stored: not a repeat
+                last[tid] = (newest, v, q)
         if overlap:
             stored = self._stored_mask(st, sts)
             if stored.any():
@@ -604,48 +623,55 @@ class DuckDBHistorian(Historian):
             self._con.unregister("_upd")
 
     # ------------------------------------------------------------------ rollup
-    def _roll(self, part: rollup.Columns, script: list[str]) -> None:
-        """Add partials of newly stored rows; write every bucket closed by the watermark.
+    def _roll(self, part: rollup.Columns, script: list[str], *, force: bool = False) -> None:
+        """Add partials of newly stored rows; write closed buckets now and then.
 
         Invariant (committed with the samples): every usable stored sample of a
         bucket older than the watermark is in ``rollup`` (possibly over several
-        partial rows); samples of newer buckets are merged in memory
-        (``self._open``) and rebuilt from ``samples`` when the file is opened.
+        partial rows). Partials of newer buckets wait in memory
+        (``self._pending``; rebuilt from ``samples`` when the file is opened)
+        and are merged and written, moving the watermark, once they hold
+        ``ROLLUP_LAG`` closed buckets (or ``MAX_PENDING`` rows, or at ``close``).
+        Late samples (older than the watermark) are written at once.
         """
         g = self._rollup_us
         assert g is not None
-        if not self._last:
-            return
-        newest = max(v[0] for v in self._last.values())
-        new_wm = newest - newest % g
         wm = self._watermark
-        if wm is not None and new_wm < wm:
-            new_wm = wm
-        closed = np.asarray(part["bucket"], dtype=np.int64) < new_wm
-        out = [rollup.select(part, closed)] if closed.any() else []
-        if not closed.all():
-            acc = self._open
-            rest = rollup.select(part, ~closed)
-            cols = [rest[c].tolist() for c in rollup.COLUMNS]
-            for tid, b, *vals in zip(*cols, strict=True):
-                key = (tid, b)
-                p: rollup.Partial = tuple(vals)  # type: ignore[assignment]
-                old = acc.get(key)
-                acc[key] = p if old is None else rollup.merge(old, p)
-        done = {k: v for k, v in self._open.items() if k[1] < new_wm}
-        if done:
-            for k in done:
-                del self._open[k]
-            out.append(rollup.from_entries(done))
-        if out:
+        bucket = np.asarray(part["bucket"], dtype=np.int64)
+        out: list[rollup.Columns] = []
+        if wm is not None and len(bucket) and bucket.min() < wm:
+            late = bucket < wm
+            out.append(rollup.select(part, late))
+            part = rollup.select(part, ~late)
+        if len(part["tag_id"]):
+            self._pending.append(part)
+            self._pending_rows += len(part["tag_id"])
+        if self._last:
+            newest = max(v[0] for v in self._last.values())
+            closed_to = newest - newest % g  # buckets before this one are closed
+            due = (
+                force
+                or wm is None
+                or closed_to - wm >= ROLLUP_LAG * g
+                or self._pending_rows >= MAX_PENDING
+            )
+            if due and (wm is None or closed_to > wm):
+                merged = rollup.combine(self._pending)
+                closed = np.asarray(merged["bucket"], dtype=np.int64) < closed_to
+                out.append(rollup.select(merged, closed))
+                keep = rollup.select(merged, ~closed)
+                self._pending = [keep] if len(keep["tag_id"]) else []
+                self._pending_rows = len(keep["tag_id"])
+                self._watermark = closed_to
+                script.append(
+                    f"UPDATE meta SET value = '{int(closed_to)}' WHERE key = 'watermark_us'"
+                )
+        if out and sum(len(o["tag_id"]) for o in out):
             self._con.register("_roll", rollup.to_arrow(*out))
             script.append(f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT * FROM _roll")
-        if wm is None or new_wm > wm:
-            self._watermark = new_wm
-            script.append(f"UPDATE meta SET value = '{int(new_wm)}' WHERE key = 'watermark_us'")
 
     def _rebuild_rollup(self, rebuild: bool) -> None:
-        """Recompute the rollup from ``samples`` if asked; reload the open buckets."""
+        """Recompute the rollup from ``samples`` if asked; reload the pending buckets."""
         g = self._rollup_us
         if g is None:
             return
@@ -665,15 +691,19 @@ class DuckDBHistorian(Historian):
                 )
                 self._watermark = wm
             self._put_meta("watermark_us", str(self._watermark or ""))
-        self._open = {}
+        self._pending, self._pending_rows = [], 0
         if self._watermark is not None:
-            rows = con.execute(
+            res = _fetch(
+                con,
                 f"SELECT tag_id, {bucket} AS bucket, {aggs} FROM samples "
                 f"WHERE ts >= $wm AND {_USABLE} GROUP BY ALL",
                 {"wm": _dt(self._watermark)},
-            ).fetchall()
-            for tid, b, *vals in rows:
-                self._open[(int(tid), int(b))] = tuple(vals)  # type: ignore[assignment]
+            )
+            if len(res["tag_id"]):
+                self._pending = [
+                    {c: np.asarray(res[c], dtype=rollup.numpy_type(c)) for c in rollup.COLUMNS}
+                ]
+                self._pending_rows = len(res["tag_id"])
 
     # ------------------------------------------------------------------ read
     def _reader(self) -> duckdb.DuckDBPyConnection:
@@ -872,6 +902,11 @@ class DuckDBHistorian(Historian):
             try:
                 if not self.read_only:
                     self.flush()
+                    script: list[str] = []
+                    if self._rollup_us is not None and self._pending:
+                        self._roll(rollup.partials(*_EMPTY, self._rollup_us), script, force=True)
+                    if script:
+                        self._con.execute("BEGIN; " + "; ".join(script) + "; COMMIT")
                     self._con.begin()
                     self._write_latest([(t, *v) for t, v in self._last.items()])
                     self._put_meta("clean", "1")

@@ -64,7 +64,7 @@ def partials(
         tag_id, ts_us, value = tag_id[order], ts_us[order], value[order]
     n_rows = len(tag_id)
     if n_rows == 0:
-        return {c: np.empty(0, dtype=_numpy_type(c)) for c in COLUMNS}
+        return {c: np.empty(0, dtype=numpy_type(c)) for c in COLUMNS}
     bucket = floor_to(ts_us, g_us)
     change = np.empty(n_rows, dtype=bool)
     change[0] = True
@@ -85,7 +85,8 @@ def partials(
     }
 
 
-def _numpy_type(column: str) -> type[np.generic]:
+def numpy_type(column: str) -> type[np.generic]:
+    """Numpy dtype of a rollup column."""
     t = _TYPES.get(column)
     if t is None:
         return np.float64
@@ -97,6 +98,34 @@ def merge(a: Partial, b: Partial) -> Partial:
     first = (a[4], a[5]) if a[4] <= b[4] else (b[4], b[5])
     last = (a[6], a[7]) if a[6] >= b[6] else (b[6], b[7])
     return (a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]), *first, *last)
+
+
+def combine(parts: list[Columns]) -> Columns:
+    """Merge partial rows into one row per (tag, bucket), vectorised."""
+    cols = {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS} if parts else {}
+    if not cols or len(cols["tag_id"]) == 0:
+        return {c: np.empty(0, dtype=numpy_type(c)) for c in COLUMNS}
+    tag_id, bucket = cols["tag_id"], cols["bucket"]
+    order = np.lexsort((cols["first_ts"], bucket, tag_id))  # earliest first in each key
+    t, b = tag_id[order], bucket[order]
+    change = np.empty(len(t), dtype=bool)
+    change[0] = True
+    change[1:] = (t[1:] != t[:-1]) | (b[1:] != b[:-1])
+    starts = np.flatnonzero(change)
+    out: Columns = {
+        "tag_id": t[starts],
+        "bucket": b[starts],
+        "n": np.add.reduceat(cols["n"][order], starts),
+        "s": np.add.reduceat(cols["s"][order], starts),
+        "mn": np.minimum.reduceat(cols["mn"][order], starts),
+        "mx": np.maximum.reduceat(cols["mx"][order], starts),
+        "first_ts": cols["first_ts"][order][starts],
+        "first_v": cols["first_v"][order][starts],
+    }
+    order = np.lexsort((-cols["last_ts"], bucket, tag_id))  # newest first in each key
+    out["last_ts"] = cols["last_ts"][order][starts]
+    out["last_v"] = cols["last_v"][order][starts]
+    return out
 
 
 def select(cols: Columns, mask: npt.NDArray[np.bool_]) -> Columns:
@@ -113,7 +142,7 @@ def from_entries(entries: dict[tuple[int, int], Partial]) -> Columns:
         "bucket": np.fromiter((k[1] for k in keys), np.int64, len(keys)),
     }
     for j, c in enumerate(COLUMNS[2:]):
-        out[c] = np.fromiter((v[j] for v in vals), _numpy_type(c), len(vals))
+        out[c] = np.fromiter((v[j] for v in vals), numpy_type(c), len(vals))
     return out
 
 
@@ -122,7 +151,7 @@ def to_arrow(*parts: Columns) -> pa.Table:
     return pa.table(
         {
             c: pa.array(
-                np.concatenate([p[c] for p in parts]) if parts else np.empty(0, _numpy_type(c)),
+                np.concatenate([p[c] for p in parts]) if parts else np.empty(0, numpy_type(c)),
                 _TYPES.get(c, pa.float64()),
             )
             for c in COLUMNS
@@ -130,4 +159,14 @@ def to_arrow(*parts: Columns) -> pa.Table:
     )
 
 
-__all__ = ["COLUMNS", "Partial", "floor_to", "from_entries", "merge", "partials", "to_arrow"]
+__all__ = [
+    "COLUMNS",
+    "Partial",
+    "combine",
+    "floor_to",
+    "from_entries",
+    "merge",
+    "numpy_type",
+    "partials",
+    "to_arrow",
+]
