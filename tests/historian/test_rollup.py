@@ -70,3 +70,33 @@ def test_merged_halves_equal_the_whole():
         np.testing.assert_allclose(merged[c], ref[c], rtol=1e-12, err_msg=c)
     table = rollup.to_arrow(whole)
     assert table.column_names == list(rollup.COLUMNS) and table.num_rows == len(ref)
+
+
+def test_to_grid_merges_several_partials_per_cell():
+    # two partial rows for (tag 7, bucket 0), one for (tag 9, bucket 1), one unknown tag
+    parts = [
+        {
+            "tag_id": np.array([7, 7, 9, 5]),
+            "b": np.array([0, 0, 1, 0]),
+            "n": np.array([2, 3, 1, 4]),
+            "s": np.array([4.0, 9.0, 5.0, 1.0]),
+            "mn": np.array([1.0, 2.0, 5.0, 0.0]),
+            "mx": np.array([3.0, 4.0, 5.0, 1.0]),
+            "first_ts": np.array([10, 5, 70, 1]),
+            "first_v": np.array([1.0, 2.0, 5.0, 0.0]),
+            "last_ts": np.array([20, 30, 70, 2]),
+            "last_v": np.array([3.0, 4.0, 5.0, 1.0]),
+        }
+    ]
+    ids = [7, 9, -1]
+    expect = {
+        "mean": [[13 / 5, np.nan, np.nan], [np.nan, 5.0, np.nan]],
+        "sum": [[13.0, np.nan, np.nan], [np.nan, 5.0, np.nan]],
+        "min": [[1.0, np.nan, np.nan], [np.nan, 5.0, np.nan]],
+        "max": [[4.0, np.nan, np.nan], [np.nan, 5.0, np.nan]],
+        "first": [[2.0, np.nan, np.nan], [np.nan, 5.0, np.nan]],
+        "last": [[4.0, np.nan, np.nan], [np.nan, 5.0, np.nan]],
+        "count": [[5, 0, 0], [0, 1, 0]],
+    }
+    for agg, grid in expect.items():
+        np.testing.assert_array_equal(rollup.to_grid(agg, parts, ids, nb=2), grid, err_msg=agg)

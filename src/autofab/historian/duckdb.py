@@ -34,14 +34,12 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
@@ -49,6 +47,7 @@ from autofab.core.base import Quality, Sample, Tag, TagKind, validate_path
 from autofab.errors import ConfigError, HistorianError
 from autofab.historian import rollup
 from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike
+from autofab.historian.timebase import MAX_ABS_TS, US, bound_us, dt_from_us, seconds_to_us
 
 SCHEMA_VERSION = "1"
 ROLLUP_LAG = 10
@@ -58,8 +57,6 @@ MAX_PENDING = 200_000
 MAX_BUCKETS = 10_000_000
 """Most buckets one resampled query may return (rows of the result)."""
 
-MAX_ABS_TS = 1e11
-"""Largest accepted ``|ts|`` (s, about the year 5138): catches milliseconds passed as seconds."""
 
 _EMPTY = (
     np.empty(0, np.int32),
@@ -67,10 +64,7 @@ _EMPTY = (
     np.empty(0, np.float64),
     np.empty(0, np.uint8),
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = 1_000_000
 _TS_TYPE = pa.timestamp("us", tz="UTC")
-_NO_TS = np.iinfo(np.int64).min
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -109,35 +103,6 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 _USABLE = f"quality > {int(Quality.BAD)} AND NOT isnan(value)"
 
 
-def _dt(us: int) -> datetime:
-    """Aware UTC datetime of ``us`` microseconds since the epoch (exact)."""
-    return _EPOCH + timedelta(microseconds=int(us))
-
-
-def _us(value: TimeLike, name: str) -> int:
-    """Microseconds since the epoch of a query bound; ConfigError names ``name``."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ConfigError(
-                f"{name}={value!r} has no timezone; pass UTC seconds or an aware datetime"
-            )
-        return (value - _EPOCH) // timedelta(microseconds=1)
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ConfigError(
-            f"{name}={value!r} is not a time; pass UTC seconds (float) or an aware datetime"
-        )
-    f = float(value)
-    if not math.isfinite(f):
-        raise ConfigError(f"{name}={value!r} must be finite UTC seconds")
-    return int(_seconds_to_us(np.array([f]))[0])
-
-
-def _seconds_to_us(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Nearest whole microsecond of float seconds (exact split: no product rounding)."""
-    whole = np.floor(ts)
-    return whole.astype(np.int64) * _US + np.rint((ts - whole) * _US).astype(np.int64)
-
-
 def _bucket(expr: str, g_us: int) -> str:
     """SQL for the start (us) of the ``g_us`` bucket holding ``expr`` (floor, any sign)."""
     return f"({expr} - ((({expr}) % {g_us}) + {g_us}) % {g_us})"
@@ -149,72 +114,6 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> 
     to_arrow = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
     table: pa.Table = to_arrow()
     return {name: table.column(name).to_numpy() for name in table.column_names}
-
-
-_ROW_VALUE = {"sum": "s", "count": "n", "min": "mn", "max": "mx", "first": "first_v"}
-_ROW_VALUE["last"] = "last_v"
-
-
-def _finalize(agg: str, parts: list[dict[str, np.ndarray]], ids: list[int], nb: int) -> np.ndarray:
-    """Merge partial rows (several per cell allowed) into the ``(nb, len(ids))`` result."""
-    n_cols = len(ids)
-    size = nb * n_cols
-    if len(parts) == 1:
-        cat = parts[0]
-    else:
-        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-    flat = np.empty(0, dtype=np.int64)
-    if cat and len(cat["tag_id"]):
-        tid = cat["tag_id"].astype(np.int64, copy=False)
-        lookup = np.full(int(tid.max()) + 1, -1, dtype=np.int64)
-        for k, i in enumerate(ids):
-            if 0 <= i < len(lookup):
-                lookup[i] = k
-        col = lookup[tid]
-        b = cat["b"].astype(np.int64, copy=False)
-        flat = b * n_cols + col
-        ok = (col >= 0) & (b >= 0) & (b < nb)
-        if not ok.all():
-            flat = flat[ok]
-            cat = {k: v[ok] for k, v in cat.items()}
-    counts = np.bincount(flat, minlength=size)
-    present = counts > 0  # partial rows only exist for cells with n >= 1
-    if agg == "count":
-        out_n = np.zeros(size, np.int64)
-        if len(flat):
-            out_n[:] = np.rint(np.bincount(flat, weights=cat["n"], minlength=size))
-        return out_n.reshape(nb, n_cols)
-    out = np.full(size, np.nan)
-    if len(flat) == 0:
-        return out.reshape(nb, n_cols)
-    if int(counts.max()) <= 1:  # one partial per cell (the usual case): scatter
-        if agg == "mean":
-            out[flat] = cat["s"] / cat["n"]
-        else:
-            out[flat] = cat[_ROW_VALUE[agg]]
-        return out.reshape(nb, n_cols)
-    if agg in ("mean", "sum"):
-        total_s = np.bincount(flat, weights=cat["s"], minlength=size)
-        if agg == "mean":
-            total_n = np.bincount(flat, weights=cat["n"], minlength=size)
-            np.divide(total_s, total_n, out=out, where=present)
-        else:
-            out[present] = total_s[present]
-    elif agg in ("min", "max"):
-        key = "mn" if agg == "min" else "mx"
-        acc = np.full(size, np.inf if agg == "min" else -np.inf)
-        (np.minimum if agg == "min" else np.maximum).at(acc, flat, cat[key])
-        out[present] = acc[present]
-    else:  # first / last: the value at the earliest / newest timestamp of the cell
-        first = agg == "first"
-        t_key, v_key = ("first_ts", "first_v") if first else ("last_ts", "last_v")
-        big = np.iinfo(np.int64).max
-        best = np.full(size, big if first else -big, dtype=np.int64)
-        t = cat[t_key].astype(np.int64, copy=False)
-        (np.minimum if first else np.maximum).at(best, flat, t)
-        sel = t == best[flat]
-        out[flat[sel]] = cat[v_key][sel]
-    return out.reshape(nb, n_cols)
 
 
 class DuckDBHistorian(Historian):
@@ -266,7 +165,7 @@ class DuckDBHistorian(Historian):
         self.flush_interval_s = float(flush_interval_s)
         self.max_buffer = int(max_buffer)
         self.read_only = read_only
-        self._rollup_us = int(rollup_s) * _US if rollup_s is not None else None
+        self._rollup_us = int(rollup_s) * US if rollup_s is not None else None
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {}
@@ -475,7 +374,7 @@ class DuckDBHistorian(Historian):
             for path in unknown:
                 self._tag_id(path)
             tag_ids = np.fromiter(map(ids.__getitem__, map(itemgetter(0), samples)), np.int32, n)
-        ts_us = _seconds_to_us(ts)
+        ts_us = seconds_to_us(ts)
         return tag_ids, ts_us, values, quality
 
     def flush(self) -> int:
@@ -593,7 +492,7 @@ class DuckDBHistorian(Historian):
                 con,
                 "SELECT p.i FROM _probe p SEMI JOIN (SELECT tag_id, ts FROM samples "
                 "WHERE ts >= $lo AND ts <= $hi) s ON p.tag_id = s.tag_id AND p.ts = s.ts",
-                {"lo": _dt(int(ts_us.min())), "hi": _dt(int(ts_us.max()))},
+                {"lo": dt_from_us(int(ts_us.min())), "hi": dt_from_us(int(ts_us.max()))},
             )["i"]
         finally:
             con.unregister("_probe")
@@ -687,7 +586,7 @@ class DuckDBHistorian(Historian):
                 con.execute(
                     f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT tag_id, {bucket} AS bucket, "
                     f"{aggs} FROM samples WHERE ts < $wm AND {_USABLE} GROUP BY ALL",
-                    {"wm": _dt(wm)},
+                    {"wm": dt_from_us(wm)},
                 )
                 self._watermark = wm
             self._put_meta("watermark_us", str(self._watermark or ""))
@@ -697,7 +596,7 @@ class DuckDBHistorian(Historian):
                 con,
                 f"SELECT tag_id, {bucket} AS bucket, {aggs} FROM samples "
                 f"WHERE ts >= $wm AND {_USABLE} GROUP BY ALL",
-                {"wm": _dt(self._watermark)},
+                {"wm": dt_from_us(self._watermark)},
             )
             if len(res["tag_id"]):
                 self._pending = [
@@ -758,16 +657,16 @@ class DuckDBHistorian(Historian):
         names, ids = self._query_ids(tags)
         if agg not in AGGREGATES:
             raise ConfigError(f"agg={agg!r} is not allowed; use one of {', '.join(AGGREGATES)}")
-        s_us, e_us = _us(start, "start"), _us(end, "end")
+        s_us, e_us = bound_us(start, "start"), bound_us(end, "end")
         if s_us > e_us:
             raise ConfigError(f"start={start!r} is after end={end!r}; need start <= end")
         every_us = None
         if every is not None:
             if isinstance(every, bool) or not isinstance(every, int | float | np.number):
                 raise ConfigError(f"every={every!r} must be a number of seconds > 0")
-            if not (math.isfinite(every) and every > 0) or round(every * _US) < 1:
+            if not (math.isfinite(every) and every > 0) or round(every * US) < 1:
                 raise ConfigError(f"every={every!r} must be a finite number of seconds >= 1e-6")
-            every_us = round(every * _US)
+            every_us = round(every * US)
             if (e_us - s_us) / every_us > MAX_BUCKETS:
                 raise ConfigError(
                     f"every={every} s over [start, end) gives more than {MAX_BUCKETS} buckets; "
@@ -792,7 +691,7 @@ class DuckDBHistorian(Historian):
             "SELECT epoch_us(ts) AS ts, list_position($ids, tag_id) - 1 AS k, value, quality "
             "FROM samples WHERE ts >= $s AND ts < $e AND list_contains($ids, tag_id) "
             "ORDER BY ts, k",
-            {"ids": ids, "s": _dt(s), "e": _dt(e)},
+            {"ids": ids, "s": dt_from_us(s), "e": dt_from_us(e)},
         )
         ts = np.asarray(res["ts"], dtype=np.int64)
         codes = np.asarray(res["k"], dtype=np.int64)
@@ -853,10 +752,15 @@ class DuckDBHistorian(Historian):
                         f"FROM samples WHERE ts >= $raw_from AND ts < $end AND {tag_sql} "
                         f"AND {_USABLE} GROUP BY ALL",
                         params
-                        | {"start": s, "every": every, "raw_from": _dt(raw_from), "end": _dt(e)},
+                        | {
+                            "start": s,
+                            "every": every,
+                            "raw_from": dt_from_us(raw_from),
+                            "end": dt_from_us(e),
+                        },
                     )
                 )
-        grid = _finalize(agg, parts, ids, nb)
+        grid = rollup.to_grid(agg, parts, ids, nb)
         index = pd.DatetimeIndex(
             (s + every * np.arange(nb, dtype=np.int64)).view("datetime64[us]"), name="ts"
         ).tz_localize("UTC")
@@ -882,7 +786,7 @@ class DuckDBHistorian(Historian):
         for name, i in zip(names, ids, strict=True):
             if i in best:
                 t, v, q = best[i]
-                out[name] = Sample(name, t / _US, v, Quality(q))
+                out[name] = Sample(name, t / US, v, Quality(q))
         return out
 
     def row_count(self) -> int:

@@ -159,6 +159,72 @@ def to_arrow(*parts: Columns) -> pa.Table:
     )
 
 
+ROW_VALUE = {"sum": "s", "count": "n", "min": "mn", "max": "mx", "first": "first_v"}
+ROW_VALUE["last"] = "last_v"
+
+
+def to_grid(agg: str, parts: list[dict[str, np.ndarray]], ids: list[int], nb: int) -> np.ndarray:
+    """Merge partial rows (several per cell allowed) into the ``(nb, len(ids))`` result."""
+    n_cols = len(ids)
+    size = nb * n_cols
+    if len(parts) == 1:
+        cat = parts[0]
+    else:
+        cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    flat = np.empty(0, dtype=np.int64)
+    if cat and len(cat["tag_id"]):
+        tid = cat["tag_id"].astype(np.int64, copy=False)
+        lookup = np.full(int(tid.max()) + 1, -1, dtype=np.int64)
+        for k, i in enumerate(ids):
+            if 0 <= i < len(lookup):
+                lookup[i] = k
+        col = lookup[tid]
+        b = cat["b"].astype(np.int64, copy=False)
+        flat = b * n_cols + col
+        ok = (col >= 0) & (b >= 0) & (b < nb)
+        if not ok.all():
+            flat = flat[ok]
+            cat = {k: v[ok] for k, v in cat.items()}
+    counts = np.bincount(flat, minlength=size)
+    present = counts > 0  # partial rows only exist for cells with n >= 1
+    if agg == "count":
+        out_n = np.zeros(size, np.int64)
+        if len(flat):
+            out_n[:] = np.rint(np.bincount(flat, weights=cat["n"], minlength=size))
+        return out_n.reshape(nb, n_cols)
+    out = np.full(size, np.nan)
+    if len(flat) == 0:
+        return out.reshape(nb, n_cols)
+    if int(counts.max()) <= 1:  # one partial per cell (the usual case): scatter
+        if agg == "mean":
+            out[flat] = cat["s"] / cat["n"]
+        else:
+            out[flat] = cat[ROW_VALUE[agg]]
+        return out.reshape(nb, n_cols)
+    if agg in ("mean", "sum"):
+        total_s = np.bincount(flat, weights=cat["s"], minlength=size)
+        if agg == "mean":
+            total_n = np.bincount(flat, weights=cat["n"], minlength=size)
+            np.divide(total_s, total_n, out=out, where=present)
+        else:
+            out[present] = total_s[present]
+    elif agg in ("min", "max"):
+        key = "mn" if agg == "min" else "mx"
+        acc = np.full(size, np.inf if agg == "min" else -np.inf)
+        (np.minimum if agg == "min" else np.maximum).at(acc, flat, cat[key])
+        out[present] = acc[present]
+    else:  # first / last: the value at the earliest / newest timestamp of the cell
+        first = agg == "first"
+        t_key, v_key = ("first_ts", "first_v") if first else ("last_ts", "last_v")
+        big = np.iinfo(np.int64).max
+        best = np.full(size, big if first else -big, dtype=np.int64)
+        t = cat[t_key].astype(np.int64, copy=False)
+        (np.minimum if first else np.maximum).at(best, flat, t)
+        sel = t == best[flat]
+        out[flat[sel]] = cat[v_key][sel]
+    return out.reshape(nb, n_cols)
+
+
 __all__ = [
     "COLUMNS",
     "Partial",
@@ -169,4 +235,5 @@ __all__ = [
     "numpy_type",
     "partials",
     "to_arrow",
+    "to_grid",
 ]
