@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import duckdb
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from autofab.core.base import Quality, Sample, Tag, TagKind
 from autofab.errors import ConfigError, HistorianError
 from autofab.historian import AGGREGATES, DuckDBHistorian
+from autofab.historian import duckdb as duckdb_backend
 
 T0 = 1_700_000_040.0  # whole minute
 A = "acme/cure/line1/oven/zone1/temperature"
@@ -36,7 +38,8 @@ def _stream(seed: int, n_batches: int = 40) -> list[list[Sample]]:
     return batches
 
 
-def test_rollup_answers_equal_a_scan_of_every_sample(tmp_path):
+def test_rollup_answers_equal_a_scan_of_every_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(duckdb_backend, "ROLLUP_LAG", 2)  # write closed minutes soon
     batches = _stream(seed=1)
     with (
         DuckDBHistorian(tmp_path / "roll.duckdb", rollup_s=60) as roll,
@@ -78,9 +81,11 @@ def test_append_flushes_by_itself_on_size_and_age(tmp_path):
         assert h.row_count() == 0, "below max_buffer and younger than flush_interval_s"
         h.append([Sample(A, T0 + 99, 1.0)])
         assert h.row_count() == 100
-    with DuckDBHistorian(tmp_path / "g.duckdb", flush_interval_s=1e-6) as h:
+    with DuckDBHistorian(tmp_path / "g.duckdb", flush_interval_s=0.005) as h:
         h.append([Sample(A, T0, 1.0)])
-        assert h.row_count() == 1, "older than flush_interval_s: flushed at once"
+        time.sleep(0.02)
+        h.append([Sample(A, T0 + 1, 1.0)])
+        assert h.row_count() == 2, "oldest buffered sample older than flush_interval_s"
 
 
 def test_query_sees_buffered_samples(tmp_path):
@@ -237,3 +242,65 @@ def test_in_memory_store():
         assert h.row_count() == 0, "row_count counts stored (flushed) samples"
         assert h.flush() == 1
         assert h.row_count() == 1
+
+
+def test_recovers_after_an_unclean_stop(tmp_path):
+    path = tmp_path / "h.duckdb"
+    batches = _stream(seed=3, n_batches=20)
+    h = DuckDBHistorian(path)
+    for batch in batches:
+        h.append(batch)
+        h.flush()
+    expected_latest = h.latest([A, B])
+    expected = h.query([A, B], T0, T0 + 240, every=60, agg="last")
+    rows = h.row_count()
+    h._con.close()  # the process dies after a flush: close() never runs
+    with DuckDBHistorian(path) as again:
+        assert again.row_count() == rows
+        assert again.latest([A, B]) == expected_latest
+        got = again.query([A, B], T0, T0 + 240, every=60, agg="last")
+        np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+        again.append(batches[-1])  # replayed after the restart: stored once
+        assert again.flush() == 0
+
+
+def test_failed_flush_keeps_the_batch_and_the_state(tmp_path, monkeypatch):
+    with DuckDBHistorian(tmp_path / "h.duckdb", flush_interval_s=3600) as h:
+        h.append([Sample(A, T0 + i, float(i)) for i in range(90)])
+        h.flush()
+        before = (h.row_count(), h.latest([A]), h._watermark)
+        h.append([Sample(A, T0 + 90 + i, 1.0) for i in range(60)])
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(h, "_roll", boom)
+        with pytest.raises(RuntimeError, match="disk full"):
+            h.flush()
+        assert h.row_count() == before[0], "nothing of the failed batch is stored"
+        assert h._watermark == before[2], "the rollup watermark is rolled back"
+        assert h.latest([A])[A].ts == T0 + 149, "the batch is still buffered"
+        monkeypatch.undo()
+        assert h.flush() == 60
+        assert h.row_count() == 150
+        counts = h.query([A], T0, T0 + 120, every=60, agg="count")[A].tolist()
+        assert counts == [60, 60]
+
+
+def test_pending_rollup_written_at_close(tmp_path):
+    path = tmp_path / "h.duckdb"
+    with DuckDBHistorian(path) as h:
+        h.append([Sample(A, T0, 0.0)])
+        h.flush()  # the first flush sets the watermark
+        h.append([Sample(A, T0 + i, float(i)) for i in range(1, 300)])  # 5 minutes < lag
+        h.flush()
+        assert h._watermark == T0 * 1e6, "closed minutes wait in memory"
+        expected = h.query([A], T0, T0 + 300, every=60, agg="mean")
+    with duckdb.connect(str(path), read_only=True) as con:
+        n = con.execute("SELECT count(*), sum(n) FROM rollup").fetchall()[0]
+    assert n == (4, 240), "close() writes the four closed minutes"
+    with DuckDBHistorian(path) as h:
+        assert h._watermark == (T0 + 240) * 1e6
+        got = h.query([A], T0, T0 + 300, every=60, agg="mean")
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
+        assert got[A].tolist() == [29.5, 89.5, 149.5, 209.5, 269.5]

@@ -121,6 +121,12 @@ class Subscription:
 
     async def get(self) -> Sample:
         """Wait for and return the next sample."""
+        q = self._q
+        if q:  # fast path: no suspension
+            s = q.popleft()
+            if self._room is not None:
+                self._room.set()
+            return s
         while not self._q:
             if self.closed:
                 raise StopAsyncIteration
@@ -146,6 +152,12 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Sample:
+        q = self._q
+        if q:  # fast path, as in get(), without a second coroutine
+            s = q.popleft()
+            if self._room is not None:
+                self._room.set()
+            return s
         return await self.get()
 
     def close(self) -> None:
@@ -220,10 +232,22 @@ class Bus:
 
     def publish(self, sample: Sample) -> None:
         """Deliver one sample now; full BLOCK queues raise :class:`BusOverflow`."""
-        self._latest[sample.tag] = sample
+        tag = sample[0]
+        self._latest[tag] = sample
         self.published += 1
-        for sub in self._route(sample.tag):
-            sub._offer(sample)
+        subs = self._routes.get(tag)
+        if subs is None:
+            subs = self._route(tag)
+        for sub in subs:
+            q = sub._q
+            if len(q) < sub.maxsize:  # fast path of Subscription._offer
+                q.append(sample)
+                sub.delivered += 1
+                w = sub._waiter
+                if w is not None and not w.done():
+                    w.set_result(None)
+            else:
+                sub._offer(sample)
 
     def publish_many(self, samples: Iterable[Sample]) -> None:
         """Deliver several samples in order (see :meth:`publish`)."""

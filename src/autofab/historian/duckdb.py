@@ -2,7 +2,7 @@
 
 Layout (see ``docs/historian.md``)::
 
-    meta    (key VARCHAR PRIMARY KEY, value VARCHAR)       schema version, rollup, watermark
+    meta    (key VARCHAR PRIMARY KEY, value VARCHAR)       version, rollup, watermark, clean
     tags    (tag_id INTEGER PRIMARY KEY, path VARCHAR UNIQUE, unit, lo, hi, kind,
              description, last_ts BIGINT, last_value DOUBLE, last_quality UTINYINT)
     samples (tag_id INTEGER, ts TIMESTAMPTZ, value DOUBLE, quality UTINYINT)
@@ -29,36 +29,42 @@ while no writer holds it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
 from autofab.core.base import Quality, Sample, Tag, TagKind, validate_path
 from autofab.errors import ConfigError, HistorianError
+from autofab.historian import rollup
 from autofab.historian.base import AGGREGATES, Agg, Historian, TimeLike
+from autofab.historian.timebase import MAX_ABS_TS, US, bound_us, dt_from_us, seconds_to_us
 
 SCHEMA_VERSION = "1"
+ROLLUP_LAG = 10
+"""Closed rollup buckets held in memory before they are written (and the watermark moves)."""
+MAX_PENDING = 200_000
+"""Pending partial rows that force a rollup write."""
 MAX_BUCKETS = 10_000_000
 """Most buckets one resampled query may return (rows of the result)."""
 
-MAX_ABS_TS = 1e11
-"""Largest accepted ``|ts|`` (s, about the year 5138): catches milliseconds passed as seconds."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = 1_000_000
+_EMPTY = (
+    np.empty(0, np.int32),
+    np.empty(0, np.int64),
+    np.empty(0, np.float64),
+    np.empty(0, np.uint8),
+)
 _TS_TYPE = pa.timestamp("us", tz="UTC")
-_NO_TS = np.iinfo(np.int64).min
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -84,7 +90,7 @@ _PARTIAL = {
     "last_ts": "max(epoch_us(ts))",
     "last_v": "arg_max(value, ts)",
 }
-_ROLLUP_COLS = tuple(_PARTIAL)
+_ROLLUP_ALL = ", ".join(rollup.COLUMNS)
 _NEEDS: dict[str, tuple[str, ...]] = {
     "mean": ("n", "s"),
     "min": ("mn",),
@@ -94,50 +100,20 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "sum": ("s",),
     "count": ("n",),
 }
-_FINAL = {
-    "mean": "sum(s) / sum(n)",
-    "min": "min(mn)",
-    "max": "max(mx)",
-    "first": "arg_min(first_v, first_ts)",
-    "last": "arg_max(last_v, last_ts)",
-    "sum": "sum(s)",
-    "count": "sum(n)",
-}
 _USABLE = f"quality > {int(Quality.BAD)} AND NOT isnan(value)"
-
-
-def _dt(us: int) -> datetime:
-    """Aware UTC datetime of ``us`` microseconds since the epoch (exact)."""
-    return _EPOCH + timedelta(microseconds=int(us))
-
-
-def _us(value: TimeLike, name: str) -> int:
-    """Microseconds since the epoch of a query bound; ConfigError names ``name``."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ConfigError(
-                f"{name}={value!r} has no timezone; pass UTC seconds or an aware datetime"
-            )
-        return (value - _EPOCH) // timedelta(microseconds=1)
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ConfigError(
-            f"{name}={value!r} is not a time; pass UTC seconds (float) or an aware datetime"
-        )
-    f = float(value)
-    if not math.isfinite(f):
-        raise ConfigError(f"{name}={value!r} must be finite UTC seconds")
-    return int(_seconds_to_us(np.array([f]))[0])
-
-
-def _seconds_to_us(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Nearest whole microsecond of float seconds (exact split: no product rounding)."""
-    whole = np.floor(ts)
-    return whole.astype(np.int64) * _US + np.rint((ts - whole) * _US).astype(np.int64)
 
 
 def _bucket(expr: str, g_us: int) -> str:
     """SQL for the start (us) of the ``g_us`` bucket holding ``expr`` (floor, any sign)."""
     return f"({expr} - ((({expr}) % {g_us}) + {g_us}) % {g_us})"
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Columns (numpy) of a query, through Arrow (the fastest result path of DuckDB)."""
+    rel = con.sql(sql, params=params)
+    to_arrow = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+    table: pa.Table = to_arrow()
+    return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
 class DuckDBHistorian(Historian):
@@ -189,7 +165,7 @@ class DuckDBHistorian(Historian):
         self.flush_interval_s = float(flush_interval_s)
         self.max_buffer = int(max_buffer)
         self.read_only = read_only
-        self._rollup_us = int(rollup_s) * _US if rollup_s is not None else None
+        self._rollup_us = int(rollup_s) * US if rollup_s is not None else None
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {}
@@ -211,6 +187,8 @@ class DuckDBHistorian(Historian):
         self._new_tags: dict[int, Tag] = {}
         self._last: dict[int, tuple[int, float, int]] = {}  # tag_id -> (ts_us, value, q)
         self._watermark: int | None = None
+        self._pending: list[rollup.Columns] = []
+        self._pending_rows = 0
         if not read_only:
             self._con.execute(_SCHEMA)
         self._load_state()
@@ -236,6 +214,8 @@ class DuckDBHistorian(Historian):
             self._next_id = max(self._next_id, tag_id + 1)
             if last_ts is not None:
                 self._last[tag_id] = (int(last_ts), float(last_value), int(last_q))
+        if meta.get("clean", "1") != "1":  # not closed cleanly: newest samples from the data
+            self._last = self._scan_latest()
         stored_rollup = meta.get("rollup_us")
         wm = meta.get("watermark_us")
         if self.read_only:
@@ -245,25 +225,25 @@ class DuckDBHistorian(Historian):
         rollup_changed = (stored_rollup or "") != str(self._rollup_us or "")
         with self._lock:
             con.begin()
-            if rollup_changed and stored_rollup is not None:
-                con.execute("DELETE FROM rollup")  # rebuilt from samples at the next flush
-                wm = None
             self._watermark = int(wm) if wm else None
             self._put_meta("schema_version", SCHEMA_VERSION)
             self._put_meta("rollup_us", str(self._rollup_us or ""))
+            self._rebuild_rollup(rebuild=rollup_changed or (self._watermark is None))
             self._put_meta("watermark_us", str(self._watermark or ""))
+            self._put_meta("clean", "0")  # tags.last_* are written back by close()
             con.commit()
-        if rollup_changed and self._rollup_us is not None:
-            with self._lock:
-                con.begin()
-                self._advance_rollup()
-                con.commit()
+
+    def _scan_latest(self) -> dict[int, tuple[int, float, int]]:
+        """Newest stored sample of every tag, from ``samples`` (after an unclean stop)."""
+        rows = self._con.execute(
+            "SELECT tag_id, max(epoch_us(ts)), arg_max(value, ts), arg_max(quality, ts) "
+            "FROM samples GROUP BY tag_id"
+        ).fetchall()
+        return {int(t): (int(ts), float(v), int(q)) for t, ts, v, q in rows}
 
     def _put_meta(self, key: str, value: str) -> None:
-        row = self._con.execute(
-            "UPDATE meta SET value = $2 WHERE key = $1", [key, value]
-        ).fetchone()
-        if not row or not row[0]:
+        rows = self._con.execute("UPDATE meta SET value = $2 WHERE key = $1", [key, value])
+        if not rows.fetchall()[0][0]:
             self._con.execute("INSERT INTO meta VALUES ($1, $2)", [key, value])
 
     def _check_open(self, writing: bool = False) -> None:
@@ -284,13 +264,11 @@ class DuckDBHistorian(Historian):
                 rows.append(
                     (tag_id, tag.path, tag.unit, tag.lo, tag.hi, str(tag.kind), tag.description)
                 )
-            self._con.begin()
-            self._write_tags(rows)
-            self._con.commit()
+            if rows:
+                self._con.execute("BEGIN; " + self._stage_tags(rows) + "; COMMIT")
 
-    def _write_tags(self, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
+    def _stage_tags(self, rows: list[tuple[Any, ...]]) -> str:
+        """Register tag rows as ``_tags``; return the SQL that upserts them."""
         cols = list(zip(*rows, strict=True))
         table = pa.table(
             {
@@ -304,15 +282,12 @@ class DuckDBHistorian(Historian):
             }
         )
         self._con.register("_tags", table)
-        try:
-            self._con.execute(
-                "INSERT INTO tags (tag_id, path, unit, lo, hi, kind, description) "
-                "SELECT * FROM _tags ON CONFLICT (tag_id) DO UPDATE SET unit = excluded.unit, "
-                "lo = excluded.lo, hi = excluded.hi, kind = excluded.kind, "
-                "description = excluded.description"
-            )
-        finally:
-            self._con.unregister("_tags")
+        return (
+            "INSERT INTO tags (tag_id, path, unit, lo, hi, kind, description) "
+            "SELECT * FROM _tags ON CONFLICT (tag_id) DO UPDATE SET unit = excluded.unit, "
+            "lo = excluded.lo, hi = excluded.hi, kind = excluded.kind, "
+            "description = excluded.description"
+        )
 
     def _tag_id(self, path: str) -> int:
         tag_id = self._ids.get(path)
@@ -368,21 +343,21 @@ class DuckDBHistorian(Historian):
         try:
             ts = np.fromiter(map(itemgetter(1), samples), np.float64, n)
             values = np.fromiter(map(itemgetter(2), samples), np.float64, n)
-            quality = np.fromiter(map(itemgetter(3), samples), np.int64, n)
-        except (TypeError, ValueError) as exc:
+            quality = np.fromiter(map(itemgetter(3), samples), np.uint8, n)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(
                 f"samples must hold numeric ts (UTC s), value and quality: {exc}"
             ) from None
-        if not np.isfinite(ts).all():
-            bad = samples[int(np.argmin(np.isfinite(ts)))]
-            raise ConfigError(f"sample of {bad[0]} has ts={bad[1]!r}; ts must be finite UTC s")
-        if np.abs(ts).max() >= MAX_ABS_TS:
+        if not np.abs(ts).max() < MAX_ABS_TS:  # also False for NaN
+            if not np.isfinite(ts).all():
+                bad = samples[int(np.argmin(np.isfinite(ts)))]
+                raise ConfigError(f"sample of {bad[0]} has ts={bad[1]!r}; ts must be finite UTC s")
             bad = samples[int(np.argmax(np.abs(ts)))]
             raise ConfigError(
                 f"sample of {bad[0]} has ts={bad[1]!r}; ts must be UTC seconds with "
                 f"|ts| < {MAX_ABS_TS:.0e} (milliseconds passed by mistake?)"
             )
-        if quality.min() < 0 or quality.max() > int(Quality.GOOD):
+        if quality.max() > int(Quality.GOOD):
             raise ConfigError(
                 f"sample quality must be one of {[int(q) for q in Quality]} "
                 f"(BAD, UNCERTAIN, GOOD), got {sorted(set(quality.tolist()))}"
@@ -399,8 +374,8 @@ class DuckDBHistorian(Historian):
             for path in unknown:
                 self._tag_id(path)
             tag_ids = np.fromiter(map(ids.__getitem__, map(itemgetter(0), samples)), np.int32, n)
-        ts_us = _seconds_to_us(ts)
-        return tag_ids, ts_us, values, quality.astype(np.uint8)
+        ts_us = seconds_to_us(ts)
+        return tag_ids, ts_us, values, quality
 
     def flush(self) -> int:
         """Write the buffer in one transaction; return the number of new stored rows."""
@@ -413,174 +388,221 @@ class DuckDBHistorian(Historian):
             if not self._buf and not new_tags:
                 return 0
             chunks, self._buf, self._buf_n = self._buf, [], 0
-            watermark = self._watermark
+            saved = (self._watermark, list(self._pending), self._pending_rows, dict(self._last))
             con = self._con
-            con.begin()
+            script: list[str] = []  # run as one transaction, one call into DuckDB
             try:
-                self._write_tags(new_tags)
-                written = self._write(chunks) if chunks else 0
-                con.commit()
+                if new_tags:
+                    script.append(self._stage_tags(new_tags))
+                written = self._write(chunks, script) if chunks else 0
+                if script:
+                    con.execute("BEGIN TRANSACTION; " + "; ".join(script) + "; COMMIT")
             except BaseException:
-                con.rollback()
-                self._watermark = watermark
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                self._watermark, self._pending, self._pending_rows, self._last = saved
                 self._buf = chunks + self._buf
                 self._buf_n = sum(len(c[0]) for c in self._buf)
-                self._reload_last()
                 raise
             self._new_tags.clear()
             return written
 
-    def _reload_last(self) -> None:
-        rows = self._con.execute(
-            "SELECT tag_id, last_ts, last_value, last_quality FROM tags WHERE last_ts IS NOT NULL"
-        ).fetchall()
-        self._last = {tid: (int(t), float(v), int(q)) for tid, t, v, q in rows}
-
-    def _write(self, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> int:
-        """Insert buffered chunks (inside the open transaction)."""
+    def _write(
+        self,
+        chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+        script: list[str],
+    ) -> int:
+        """Stage buffered chunks: register Arrow tables, add their SQL to ``script``."""
         if len(chunks) == 1:
             tag_id, ts_us, value, quality = chunks[0]
         else:
             tag_id, ts_us, value, quality = (np.concatenate(c) for c in zip(*chunks, strict=True))
-        # Group by tag (stable, so arrival order is kept inside a tag).
-        order = np.argsort(tag_id, kind="stable")
+        # Sort by tag then ts (``order``); the common case (each tag's samples
+        # already in time order) needs only a stable sort by tag.
+        small = int(tag_id.max()) < 1 << 16  # radix sort on 16-bit keys
+        order = np.argsort(tag_id.astype(np.uint16) if small else tag_id, kind="stable")
         st, sts = tag_id[order], ts_us[order]
-        same = st[1:] == st[:-1]
-        if bool(np.any(same & (sts[1:] <= sts[:-1]))):
-            # Not strictly increasing inside some tag: drop repeated (tag, ts), first wins.
+        in_order = not bool(np.any((st[1:] == st[:-1]) & (sts[1:] <= sts[:-1])))
+        if not in_order:  # drop repeated (tag, ts): the first appended wins
             order = np.lexsort((ts_us, tag_id))  # stable: arrival order among equals
             st, sts = tag_id[order], ts_us[order]
             first = np.ones(len(order), dtype=bool)
             first[1:] = (st[1:] != st[:-1]) | (sts[1:] != sts[:-1])
             order, st, sts = order[first], st[first], sts[first]
-            keep = np.sort(order)
-            v_all, q_all = value, quality  # ``order`` indexes these
-            tag_id, ts_us, value, quality = tag_id[keep], ts_us[keep], value[keep], quality[keep]
-        else:
-            v_all, q_all = value, quality
-        # Per tag, rows of ``order`` are now sorted by ts: first and last of each run.
-        starts = np.flatnonzero(np.r_[True, st[1:] != st[:-1]])
-        ends = np.r_[starts[1:], len(st)] - 1
+        sv, sq = value[order], quality[order]
+        starts = np.flatnonzero(np.concatenate(([True], st[1:] != st[:-1])))
+        ends = np.append(starts[1:], len(st)) - 1
         overlap = False
-        updates: list[tuple[int, int, float, int]] = []
-        for g0, g1 in zip(starts.tolist(), ends.tolist(), strict=True):
-            tid = int(st[g0])
-            prev = self._last.get(tid)
-            if prev is not None and sts[g0] <= prev[0]:
-                overlap = True
-            if prev is None or sts[g1] > prev[0]:
-                i = int(order[g1])
-                self._last[tid] = (int(sts[g1]), float(v_all[i]), int(q_all[i]))
-                updates.append((tid, *self._last[tid]))
+        last = self._last
+        per_tag = zip(
+            st[starts].tolist(),
+            sts[starts].tolist(),
+            sts[ends].tolist(),
+            sv[ends].tolist(),
+            sq[ends].tolist(),
+            strict=True,
+        )
+        for tid, oldest, newest, v, q in per_tag:
+            prev = last.get(tid)
+            if prev is not None and oldest <= prev[0]:
+                overlap = True  # some rows may be stored already
+            if prev is None or newest > prev[0]:  # newer than anything stored: not a repeat
+                last[tid] = (newest, v, q)
+        if overlap:
+            stored = self._stored_mask(st, sts)
+            if stored.any():
+                fresh = ~stored
+                order, st, sts, sv, sq = order[fresh], st[fresh], sts[fresh], sv[fresh], sq[fresh]
+        if len(order) == 0:
+            return 0
+        if in_order and not overlap:
+            rows = (tag_id, ts_us, value, quality)
+        else:  # keep arrival order on disk (time-major: tight zone maps on ts)
+            keep = np.sort(order)
+            rows = (tag_id[keep], ts_us[keep], value[keep], quality[keep])
         con = self._con
-        if updates:
-            cols = list(zip(*updates, strict=True))
-            upd = pa.table(
-                {
-                    "tag_id": pa.array(cols[0], pa.int32()),
-                    "ts": pa.array(cols[1], pa.int64()),
-                    "value": pa.array(cols[2], pa.float64()),
-                    "quality": pa.array(cols[3], pa.uint8()),
-                }
-            )
-            con.register("_upd", upd)
-            try:
-                con.execute(
-                    "UPDATE tags SET last_ts = u.ts, last_value = u.value, "
-                    "last_quality = u.quality FROM _upd u WHERE tags.tag_id = u.tag_id"
-                )
-            finally:
-                con.unregister("_upd")
         batch = pa.table(
             {
-                "tag_id": pa.array(tag_id, pa.int32()),
-                "ts": pa.array(ts_us.view("datetime64[us]"), _TS_TYPE),
-                "value": pa.array(value, pa.float64()),
-                "quality": pa.array(quality, pa.uint8()),
+                "tag_id": pa.array(rows[0], pa.int32()),
+                "ts": pa.array(rows[1].view("datetime64[us]"), _TS_TYPE),
+                "value": pa.array(rows[2], pa.float64()),
+                "quality": pa.array(rows[3], pa.uint8()),
             }
         )
-        lo, hi = int(sts.min()), int(sts.max())
-        sql = "INSERT INTO samples SELECT tag_id, ts, value, quality FROM _new"
-        params: dict[str, Any] = {}
-        if overlap:  # some rows may already be stored: insert only the others
-            sql = (
-                "INSERT INTO samples SELECT b.tag_id, b.ts, b.value, b.quality FROM _new b "
-                "ANTI JOIN (SELECT tag_id, ts FROM samples WHERE ts >= $lo AND ts <= $hi) s "
-                "ON b.tag_id = s.tag_id AND b.ts = s.ts"
-            )
-            params = {"lo": _dt(lo), "hi": _dt(hi)}
         con.register("_new", batch)
+        script.append("INSERT INTO samples SELECT tag_id, ts, value, quality FROM _new")
+        if self._rollup_us is not None:
+            part = rollup.partials(st, sts, sv, sq, self._rollup_us, presorted=True)
+            self._roll(part, script)
+        return len(order)
+
+    def _stored_mask(self, tag_id: np.ndarray, ts_us: np.ndarray) -> np.ndarray:
+        """Which of these (tag, ts) are stored already (one semi-join, ts-range pruned)."""
+        probe = pa.table(
+            {
+                "i": pa.array(np.arange(len(tag_id), dtype=np.int64)),
+                "tag_id": pa.array(tag_id, pa.int32()),
+                "ts": pa.array(ts_us.view("datetime64[us]"), _TS_TYPE),
+            }
+        )
+        con = self._con
+        con.register("_probe", probe)
         try:
-            row = con.execute(sql, params).fetchone()
-            written = int(row[0]) if row else 0
-            if written and self._rollup_us is not None:
-                self._update_rollup(lo)
+            hits = _fetch(
+                con,
+                "SELECT p.i FROM _probe p SEMI JOIN (SELECT tag_id, ts FROM samples "
+                "WHERE ts >= $lo AND ts <= $hi) s ON p.tag_id = s.tag_id AND p.ts = s.ts",
+                {"lo": dt_from_us(int(ts_us.min())), "hi": dt_from_us(int(ts_us.max()))},
+            )["i"]
         finally:
-            con.unregister("_new")
-        return written
+            con.unregister("_probe")
+        mask = np.zeros(len(tag_id), dtype=bool)
+        mask[np.asarray(hits, dtype=np.int64)] = True
+        return mask
+
+    def _write_latest(self, updates: list[tuple[int, int, float, int]]) -> None:
+        if not updates:
+            return
+        cols = list(zip(*updates, strict=True))
+        upd = pa.table(
+            {
+                "tag_id": pa.array(cols[0], pa.int32()),
+                "ts": pa.array(cols[1], pa.int64()),
+                "value": pa.array(cols[2], pa.float64()),
+                "quality": pa.array(cols[3], pa.uint8()),
+            }
+        )
+        self._con.register("_upd", upd)
+        try:
+            self._con.execute(
+                "UPDATE tags SET last_ts = u.ts, last_value = u.value, "
+                "last_quality = u.quality FROM _upd u WHERE tags.tag_id = u.tag_id"
+            )
+        finally:
+            self._con.unregister("_upd")
 
     # ------------------------------------------------------------------ rollup
-    def _update_rollup(self, batch_lo: int) -> None:
-        """Recompute closed buckets hit by late rows of ``_new``; advance the watermark.
+    def _roll(self, part: rollup.Columns, script: list[str], *, force: bool = False) -> None:
+        """Add partials of newly stored rows; write closed buckets now and then.
 
-        ``_new`` may still hold rows that were duplicates (not inserted): their
-        buckets are recomputed too, which is harmless.
+        Invariant (committed with the samples): every usable stored sample of a
+        bucket older than the watermark is in ``rollup`` (possibly over several
+        partial rows). Partials of newer buckets wait in memory
+        (``self._pending``; rebuilt from ``samples`` when the file is opened)
+        and are merged and written, moving the watermark, once they hold
+        ``ROLLUP_LAG`` closed buckets (or ``MAX_PENDING`` rows, or at ``close``).
+        Late samples (older than the watermark) are written at once.
         """
         g = self._rollup_us
         assert g is not None
-        con = self._con
         wm = self._watermark
-        cols = ", ".join(_ROLLUP_COLS)
-        aggs = ", ".join(f"{expr} AS {name}" for name, expr in _PARTIAL.items())
-        bucket = _bucket("epoch_us(ts)", g)
-        if wm is not None and batch_lo < wm:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _late AS SELECT DISTINCT tag_id, {bucket} AS bucket "
-                "FROM _new WHERE ts < $wm",
-                {"wm": _dt(wm)},
+        bucket = np.asarray(part["bucket"], dtype=np.int64)
+        out: list[rollup.Columns] = []
+        if wm is not None and len(bucket) and bucket.min() < wm:
+            late = bucket < wm
+            out.append(rollup.select(part, late))
+            part = rollup.select(part, ~late)
+        if len(part["tag_id"]):
+            self._pending.append(part)
+            self._pending_rows += len(part["tag_id"])
+        if self._last:
+            newest = max(v[0] for v in self._last.values())
+            closed_to = newest - newest % g  # buckets before this one are closed
+            due = (
+                force
+                or wm is None
+                or closed_to - wm >= ROLLUP_LAG * g
+                or self._pending_rows >= MAX_PENDING
             )
-            lo_b, hi_b = con.execute("SELECT min(bucket), max(bucket) FROM _late").fetchone() or (
-                None,
-                None,
-            )
-            if lo_b is not None:
-                con.execute(
-                    "DELETE FROM rollup USING _late "
-                    "WHERE rollup.tag_id = _late.tag_id AND rollup.bucket = _late.bucket"
+            if due and (wm is None or closed_to > wm):
+                merged = rollup.combine(self._pending)
+                closed = np.asarray(merged["bucket"], dtype=np.int64) < closed_to
+                out.append(rollup.select(merged, closed))
+                keep = rollup.select(merged, ~closed)
+                self._pending = [keep] if len(keep["tag_id"]) else []
+                self._pending_rows = len(keep["tag_id"])
+                self._watermark = closed_to
+                script.append(
+                    f"UPDATE meta SET value = '{int(closed_to)}' WHERE key = 'watermark_us'"
                 )
-                con.execute(
-                    f"INSERT INTO rollup ({cols}, tag_id, bucket) "
-                    f"SELECT {aggs}, s.tag_id, s.bucket FROM "
-                    f"(SELECT *, {bucket} AS bucket FROM samples WHERE ts >= $lo AND ts < $hi "
-                    f"AND {_USABLE}) s SEMI JOIN _late l "
-                    "ON s.tag_id = l.tag_id AND s.bucket = l.bucket GROUP BY s.tag_id, s.bucket",
-                    {"lo": _dt(lo_b), "hi": _dt(hi_b + g)},
-                )
-            con.execute("DROP TABLE _late")
-        self._advance_rollup()
+        if out and sum(len(o["tag_id"]) for o in out):
+            self._con.register("_roll", rollup.to_arrow(*out))
+            script.append(f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT * FROM _roll")
 
-    def _advance_rollup(self) -> None:
-        """Roll up every bucket closed since the watermark (inside a transaction)."""
+    def _rebuild_rollup(self, rebuild: bool) -> None:
+        """Recompute the rollup from ``samples`` if asked; reload the pending buckets."""
         g = self._rollup_us
-        if g is None or not self._last:
+        if g is None:
             return
-        newest = max(v[0] for v in self._last.values())
-        new_wm = newest - ((newest % g) + g) % g
-        wm = self._watermark
-        if wm is not None and new_wm <= wm:
-            return
-        cols = ", ".join(_ROLLUP_COLS)
+        con = self._con
         aggs = ", ".join(f"{expr} AS {name}" for name, expr in _PARTIAL.items())
         bucket = _bucket("epoch_us(ts)", g)
-        where = "ts < $hi" + (" AND ts >= $lo" if wm is not None else "")
-        params = {"hi": _dt(new_wm)} | ({"lo": _dt(wm)} if wm is not None else {})
-        self._con.execute(
-            f"INSERT INTO rollup (tag_id, bucket, {cols}) SELECT tag_id, {bucket} AS bucket, "
-            f"{aggs} FROM samples WHERE {where} AND {_USABLE} GROUP BY ALL",
-            params,
-        )
-        self._watermark = new_wm
-        self._put_meta("watermark_us", str(new_wm))
+        if rebuild:
+            con.execute("DELETE FROM rollup")
+            self._watermark = None
+            if self._last:
+                newest = max(v[0] for v in self._last.values())
+                wm = newest - newest % g
+                con.execute(
+                    f"INSERT INTO rollup ({_ROLLUP_ALL}) SELECT tag_id, {bucket} AS bucket, "
+                    f"{aggs} FROM samples WHERE ts < $wm AND {_USABLE} GROUP BY ALL",
+                    {"wm": dt_from_us(wm)},
+                )
+                self._watermark = wm
+            self._put_meta("watermark_us", str(self._watermark or ""))
+        self._pending, self._pending_rows = [], 0
+        if self._watermark is not None:
+            res = _fetch(
+                con,
+                f"SELECT tag_id, {bucket} AS bucket, {aggs} FROM samples "
+                f"WHERE ts >= $wm AND {_USABLE} GROUP BY ALL",
+                {"wm": dt_from_us(self._watermark)},
+            )
+            if len(res["tag_id"]):
+                self._pending = [
+                    {c: np.asarray(res[c], dtype=rollup.numpy_type(c)) for c in rollup.COLUMNS}
+                ]
+                self._pending_rows = len(res["tag_id"])
 
     # ------------------------------------------------------------------ read
     def _reader(self) -> duckdb.DuckDBPyConnection:
@@ -635,16 +657,16 @@ class DuckDBHistorian(Historian):
         names, ids = self._query_ids(tags)
         if agg not in AGGREGATES:
             raise ConfigError(f"agg={agg!r} is not allowed; use one of {', '.join(AGGREGATES)}")
-        s_us, e_us = _us(start, "start"), _us(end, "end")
+        s_us, e_us = bound_us(start, "start"), bound_us(end, "end")
         if s_us > e_us:
             raise ConfigError(f"start={start!r} is after end={end!r}; need start <= end")
         every_us = None
         if every is not None:
             if isinstance(every, bool) or not isinstance(every, int | float | np.number):
                 raise ConfigError(f"every={every!r} must be a number of seconds > 0")
-            if not (math.isfinite(every) and every > 0) or round(every * _US) < 1:
+            if not (math.isfinite(every) and every > 0) or round(every * US) < 1:
                 raise ConfigError(f"every={every!r} must be a finite number of seconds >= 1e-6")
-            every_us = round(every * _US)
+            every_us = round(every * US)
             if (e_us - s_us) / every_us > MAX_BUCKETS:
                 raise ConfigError(
                     f"every={every} s over [start, end) gives more than {MAX_BUCKETS} buckets; "
@@ -664,12 +686,13 @@ class DuckDBHistorian(Historian):
     def _query_raw(
         self, cur: duckdb.DuckDBPyConnection, names: list[str], ids: list[int], s: int, e: int
     ) -> pd.DataFrame:
-        res = cur.execute(
+        res = _fetch(
+            cur,
             "SELECT epoch_us(ts) AS ts, list_position($ids, tag_id) - 1 AS k, value, quality "
             "FROM samples WHERE ts >= $s AND ts < $e AND list_contains($ids, tag_id) "
             "ORDER BY ts, k",
-            {"ids": ids, "s": _dt(s), "e": _dt(e)},
-        ).fetchnumpy()
+            {"ids": ids, "s": dt_from_us(s), "e": dt_from_us(e)},
+        )
         ts = np.asarray(res["ts"], dtype=np.int64)
         codes = np.asarray(res["k"], dtype=np.int64)
         return pd.DataFrame(
@@ -693,54 +716,54 @@ class DuckDBHistorian(Historian):
     ) -> pd.DataFrame:
         nb = -(-(e - s) // every)
         need = _NEEDS[agg]
-        parts = []
-        params: dict[str, Any] = {"ids": ids, "start": s, "every": every}
-        raw_from = s
-        g = self._rollup_us
-        if g is not None and every % g == 0 and s % g == 0:
-            row = cur.execute("SELECT value FROM meta WHERE key = 'watermark_us'").fetchone()
-            wm = int(row[0]) if row and row[0] else None
-            if wm is not None:
-                roll_to = min(e - e % g, wm)
+        known = [i for i in ids if i >= 0]
+        parts: list[dict[str, np.ndarray]] = []
+        if known:
+            lo, hi = min(known), max(known)
+            # a dense id range is filtered by BETWEEN (zone maps), the rest in numpy
+            tag_sql = "tag_id BETWEEN $lo AND $hi"
+            if 2 * len(known) < hi - lo + 1:
+                tag_sql += " AND list_contains($ids, tag_id)"
+            params: dict[str, Any] = {"lo": lo, "hi": hi}
+            if "$ids" in tag_sql:
+                params["ids"] = known
+            raw_from = s
+            g = self._rollup_us
+            if g is not None and every % g == 0 and s % g == 0:
+                rows = cur.execute("SELECT value FROM meta WHERE key = 'watermark_us'").fetchall()
+                wm = int(rows[0][0]) if rows and rows[0][0] else None
+                roll_to = min(e - e % g, wm) if wm is not None else s
                 if roll_to > s:
-                    cols = ", ".join(need)
-                    parts.append(
-                        f"SELECT tag_id, (bucket - $start) // $every AS b, {cols} FROM rollup "
-                        "WHERE bucket >= $start AND bucket < $roll_to "
-                        "AND list_contains($ids, tag_id)"
+                    cols = _fetch(
+                        cur,
+                        f"SELECT tag_id, bucket, {', '.join(need)} FROM rollup "
+                        f"WHERE bucket >= $start AND bucket < $roll_to AND {tag_sql}",
+                        params | {"start": s, "roll_to": roll_to},
                     )
-                    params["roll_to"] = roll_to
+                    cols["b"] = (cols.pop("bucket").astype(np.int64) - s) // every
+                    parts.append(cols)
                     raw_from = roll_to
-        if raw_from < e:
-            aggs = ", ".join(f"{_PARTIAL[c]} AS {c}" for c in need)
-            parts.append(
-                f"SELECT tag_id, (epoch_us(ts) - $start) // $every AS b, {aggs} FROM samples "
-                f"WHERE ts >= $raw_from AND ts < $end AND list_contains($ids, tag_id) "
-                f"AND {_USABLE} GROUP BY ALL"
-            )
-            params |= {"raw_from": _dt(raw_from), "end": _dt(e)}
+            if raw_from < e:
+                aggs = ", ".join(f"{_PARTIAL[c]} AS {c}" for c in need)
+                parts.append(
+                    _fetch(
+                        cur,
+                        f"SELECT tag_id, (epoch_us(ts) - $start) // $every AS b, {aggs} "
+                        f"FROM samples WHERE ts >= $raw_from AND ts < $end AND {tag_sql} "
+                        f"AND {_USABLE} GROUP BY ALL",
+                        params
+                        | {
+                            "start": s,
+                            "every": every,
+                            "raw_from": dt_from_us(raw_from),
+                            "end": dt_from_us(e),
+                        },
+                    )
+                )
+        grid = rollup.to_grid(agg, parts, ids, nb)
         index = pd.DatetimeIndex(
             (s + every * np.arange(nb, dtype=np.int64)).view("datetime64[us]"), name="ts"
         ).tz_localize("UTC")
-        dtype: npt.DTypeLike = np.int64 if agg == "count" else np.float64
-        grid = (
-            np.zeros((nb, len(names)), dtype)
-            if agg == "count"
-            else np.full((nb, len(names)), np.nan)
-        )
-        if parts:
-            union = " UNION ALL ".join(parts) if len(parts) > 1 else parts[0]
-            sql = f"SELECT tag_id, b, {_FINAL[agg]} AS v FROM ({union}) GROUP BY tag_id, b"
-            res = cur.execute(sql, params).fetchnumpy()
-            tid = np.asarray(res["tag_id"], dtype=np.int64)
-            if len(tid):
-                lookup = np.full(int(max(max(ids), int(tid.max()))) + 2, -1, dtype=np.int64)
-                for k, i in enumerate(ids):
-                    if i >= 0:
-                        lookup[i] = k
-                col = lookup[tid]
-                b = np.asarray(res["b"], dtype=np.int64)
-                grid[b, col] = np.asarray(res["v"], dtype=dtype)
         return pd.DataFrame(grid, index=index, columns=pd.Index(names))
 
     def latest(self, tags: Sequence[str]) -> dict[str, Sample]:
@@ -763,14 +786,14 @@ class DuckDBHistorian(Historian):
         for name, i in zip(names, ids, strict=True):
             if i in best:
                 t, v, q = best[i]
-                out[name] = Sample(name, t / _US, v, Quality(q))
+                out[name] = Sample(name, t / US, v, Quality(q))
         return out
 
     def row_count(self) -> int:
         """Number of stored samples (after flush)."""
         cur = self._reader()
         try:
-            row = cur.execute("SELECT count(*) FROM samples").fetchone()
+            row = cur.execute("SELECT count(*) FROM samples").fetchall()[0]
         finally:
             cur.close()
         return int(row[0]) if row else 0
@@ -783,6 +806,15 @@ class DuckDBHistorian(Historian):
             try:
                 if not self.read_only:
                     self.flush()
+                    script: list[str] = []
+                    if self._rollup_us is not None and self._pending:
+                        self._roll(rollup.partials(*_EMPTY, self._rollup_us), script, force=True)
+                    if script:
+                        self._con.execute("BEGIN; " + "; ".join(script) + "; COMMIT")
+                    self._con.begin()
+                    self._write_latest([(t, *v) for t, v in self._last.items()])
+                    self._put_meta("clean", "1")
+                    self._con.commit()
                     self._con.execute("CHECKPOINT")
             finally:
                 self._closed = True
