@@ -16,10 +16,11 @@ import re
 import ssl
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from autofab.core.base import Tag, TagKind
 from autofab.errors import ConfigError
+from autofab.site.loader import validate_section
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,18 +73,7 @@ def parse_options(
     """
     base = f"connectors.{name}.options"
     data = resolve_env(dict(options), base, source)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        field = f"{base}.{loc}" if loc else base
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown option; allowed: {', '.join(sorted(model.model_fields))}"
-        elif err["type"] == "missing":
-            msg = "required option is missing"
-        raise ConfigError(msg, source=source, field=field) from exc
+    return validate_section(model, data, base, source, what="option")
 
 
 class StrictModel(BaseModel):

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from autofab.connectors.base import ConnectionState, SteppedConnector
 from autofab.core.base import Quality, Sample, Tag, TagKind, validate_path
 from autofab.errors import ConfigError, ConnectorError
 from autofab.site.base import ConnectorConfig
+from autofab.site.loader import validate_section
 
 
 class ReplayOptions(BaseModel):
@@ -145,14 +146,8 @@ class ReplayConnector(SteppedConnector):
     @classmethod
     def from_config(cls, cfg: ConnectorConfig, source: str, *, prefix: str) -> ReplayConnector:
         """Build from a site file's connector entry (``kind: replay``)."""
-        try:
-            o = ReplayOptions.model_validate(cfg.options)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(
-                err["msg"], source=source, field=f"connectors.{cfg.name}.options.{loc}"
-            ) from exc
+        field = f"connectors.{cfg.name}.options"
+        o = validate_section(ReplayOptions, cfg.options, field, source, what="option")
         base = Path(source).parent if Path(source).exists() else Path(".")
         path = Path(o.path) if Path(o.path).is_absolute() else base / o.path
         return cls(

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from autofab.connectors.base import ConnectionState, SteppedConnector
 from autofab.core import registry
 from autofab.core.base import Quality, Sample, Tag
 from autofab.errors import ConfigError, ConnectorError
 from autofab.site.base import ConnectorConfig
+from autofab.site.loader import validate_section
 from autofab.twins.base import SENSOR_FAULTS, Fault, Plant
 
 
@@ -113,12 +114,7 @@ class TwinConnector(SteppedConnector):
     ) -> TwinConnector:
         """Build from a site file's connector entry (``kind: twin``)."""
         field = f"connectors.{cfg.name}.options"
-        try:
-            opts = TwinOptions.model_validate(cfg.options)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(err["msg"], source=source, field=f"{field}.{loc}") from exc
+        opts = validate_section(TwinOptions, cfg.options, field, source, what="option")
         plant_cls = registry.load("twin", opts.plant)
         try:
             plant = plant_cls(**opts.params)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from autofab.core.base import MachineState
 from autofab.core.bus import Bus
@@ -24,6 +24,7 @@ from autofab.errors import ConfigError
 from autofab.kpi import UnitTags
 from autofab.plan.io import read_problem
 from autofab.plan.live import AgentSettings, Event, ReschedulingAgent, simulate_dispatch
+from autofab.site.loader import validate_section
 
 
 class PlanSection(BaseModel):
@@ -104,12 +105,7 @@ class PlanLink:
         cls, section: dict[str, Any], units: dict[str, UnitTags], source: str, seed: int
     ) -> PlanLink:
         """Validate the ``plan:`` section and load its problem."""
-        try:
-            cfg = PlanSection.model_validate(section)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(err["msg"], source=source, field=f"plan.{loc}") from exc
+        cfg = validate_section(PlanSection, section, "plan", source)
         return cls(cfg, units, source, seed)
 
     def start(self) -> None:

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from autofab.errors import ConfigError
 from autofab.site.base import SiteConfig
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_section(
+    model: type[M], data: Any, field: str, source: str | None = None, what: str = "field"
+) -> M:
+    """Validate one section of a site file (a connector's options, ``plan:``, ...).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source`` and ``field.<sub-field>``, and what is allowed.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown {what}; allowed: {', '.join(sorted(model.model_fields))}"
+        elif err["type"] == "missing":
+            msg = f"required {what} is missing"
+        raise ConfigError(msg, source=source, field=f"{field}.{loc}" if loc else field) from exc
 
 
 def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
