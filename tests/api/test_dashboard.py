@@ -131,6 +131,10 @@ def test_operator_session_end_to_end(page: Any, served: Served, tmp_path: Path) 
     n0 = page.evaluate("(t) => S.buf[t] ? S.buf[t].ts.length : 0", pv_tag)
     ts0 = page.evaluate("(t) => S.latest[t].ts", pv_tag)
     page.wait_for_function("([t, n]) => S.buf[t] && S.buf[t].ts.length > n + 5", arg=[pv_tag, n0])
+    # the buffer can grow from the history backfill first: wait for a newer live value
+    page.wait_for_function(
+        "([t, ts]) => S.latest[t] && S.latest[t].ts > ts", arg=[pv_tag, ts0], timeout=30_000
+    )
     assert page.evaluate("(t) => S.latest[t].ts", pv_tag) > ts0
     pv_text = page.evaluate(
         "document.querySelector('.faceplate[data-loop=\"zone1\"] .v.pv').firstChild.textContent"
