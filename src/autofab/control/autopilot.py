@@ -658,7 +658,7 @@ class AutopilotLoop(Controller):
             self._pid_only.track(self._u)
             return Action(
                 u=self._pid_only.step(obs),
-                info={"fallback": "no validated model: configured PID", "model_trusted": False},
+                info={"acting": "configured PID (no validated model)"},
             )
         if self._ctrl is None:  # no usable model: hold the MV (the guard's fallback acts)
             return Action(
