@@ -2,9 +2,12 @@
 
 Learned-model control on process environments written by others (pc-gym)
 against their true-model reference, MPC step latency against a raw OSQP
-solve, and the built-in twins (when present).
+solve, and the built-in twins against their commissioned PID loops.
 
-Run: ``PYTHONPATH=$PWD/src python bench/learn_control.py [--only latency|gym|twins]``.
+Run: ``PYTHONPATH=$PWD/src python bench/learn_control.py [--only latency|gym|twins]``
+(twins: ``--hours 6 --plants cure_oven,cstr``; each plant's site file run
+through the runtime with its commissioned PID loops, then with the loops on
+``controller: autopilot``, same seed).
 Prints tables and writes ``bench/results/learn_control.json``.
 """
 
