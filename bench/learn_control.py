@@ -2,9 +2,12 @@
 
 Learned-model control on process environments written by others (pc-gym)
 against their true-model reference, MPC step latency against a raw OSQP
-solve, and the built-in twins (when present).
+solve, and the built-in twins against their commissioned PID loops.
 
-Run: ``PYTHONPATH=$PWD/src python bench/learn_control.py [--only latency|gym|twins]``.
+Run: ``PYTHONPATH=$PWD/src python bench/learn_control.py [--only latency|gym|twins]``
+(twins: ``--hours 6 --plants cure_oven,cstr``; each plant's site file run
+through the runtime with its commissioned PID loops, then with the loops on
+``controller: autopilot``, same seed).
 Prints tables and writes ``bench/results/learn_control.json``.
 """
 
@@ -257,21 +260,179 @@ def bench_gym(budget: int = 2000, seed: int = 0) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- twins
-def bench_twins() -> dict[str, Any]:
-    """Shift under the autopilot vs the commissioned baseline on each built-in twin."""
-    from autofab.core import registry
+#: built-in twin -> packaged site file whose PID loops are the commissioned baseline
+TWIN_SITES = {"cure_oven": "cure_line", "cstr": "cstr"}
+#: autopilot settings per twin (site-file ``params.settings``): the experiment
+#: scaled to the plant's time constants (oven tau ~ 1300 s, CSTR tau ~ 46 s)
+TWIN_AP_SETTINGS: dict[str, dict[str, Any]] = {
+    "cure_oven": {
+        "commission_steps": 3000,
+        "hold_min": 60,
+        "hold_max": 600,
+        "amplitude": 0.25,
+        "advisory_steps": 60,
+    },
+    "cstr": {},
+}
 
-    out: dict[str, Any] = {}
-    print("\nTwins")
-    for name in ("cure_oven", "ois_line", "cstr", "welding_cell", "calcination_kiln"):
-        try:
-            registry.load("twin", name)
-        except Exception as exc:  # report whatever is missing
-            out[name] = {"measured": False, "reason": f"{type(exc).__name__}: {exc}"}
-            print(f"{name:18} not measured ({type(exc).__name__})")
-            continue
-        out[name] = {"measured": False, "reason": "twin present but no shift scenario wired yet"}
-        print(f"{name:18} not measured (no shift scenario wired yet)")
+
+def _autopilot_site(site: Any, settings: dict[str, Any], seed: int) -> Any:
+    """The same site with every loop on ``controller: autopilot``.
+
+    The commissioned PID settings become the autopilot's fallback, so a
+    handover lands on the loop the plant already trusts.
+    """
+    loops = []
+    for lp in site.loops:
+        pid = None
+        if lp.controller == "pid":
+            pid = [
+                {
+                    "kp": float(lp.params.get("kp", 1.0)),
+                    "ti": float(lp.params.get("ti", 0.0)),
+                    "td": float(lp.params.get("td", 0.0)),
+                    "mv": 0.0,
+                    "cv": 0.0,
+                }
+            ]
+        params: dict[str, Any] = {"settings": settings, "seed": seed}
+        if pid is not None:
+            params["pid"] = pid
+        loops.append(lp.model_copy(update={"controller": "autopilot", "params": params}))
+    return site.model_copy(update={"loops": loops})
+
+
+def _shift(site: Any, hours: float, seed: int, tmp: str, tag: str) -> dict[str, Any]:
+    """Run ``site`` for ``hours`` through the runtime; figures from its report."""
+    import asyncio
+
+    from autofab.runtime import RunSettings, Runtime
+
+    settings = RunSettings(
+        duration_s=hours * 3600.0, seed=seed, historian_path=f"{tmp}/{tag}.duckdb"
+    )
+    rt = Runtime(site, settings, source=tag)
+    t0 = time.perf_counter()
+    rep = asyncio.run(rt.run())
+    wall = time.perf_counter() - t0
+    k = rep["kpis"]  # the line's KPIs (the site's kpi.line unit)
+    good, total, energy = k.get("parts_good"), k.get("parts_total"), k.get("energy_kwh")
+    yield_ = (good / total) if good is not None and total else None
+    phase_events: list[dict[str, Any]] = []
+    for lr in rt.loops:
+        ev = getattr(lr.loop.controller, "events", None)
+        if callable(ev):
+            phase_events += ev()
+    mode_events = [e for e in rep["events"] if e.get("event") == "mode_change"]
+    loops = rep["loops"]
+    return {
+        "wall_s": wall,
+        "iae": {lp["name"]: lp["iae"] for lp in loops},
+        "iae_total": float(sum(lp["iae"] for lp in loops)),
+        "good": good,
+        "total": total,
+        "off_spec_rate": None if yield_ is None else 1.0 - yield_,
+        "energy_kwh": energy,
+        "energy_per_good_kwh": (energy / good) if energy is not None and good else None,
+        "limit_violations": int(sum(lp["limit_violations"] for lp in loops)),
+        "guard_interventions": int(sum(lp["guard_interventions"] for lp in loops)),
+        "interventions_by_kind": {lp["name"]: lp["interventions_by_kind"] for lp in loops},
+        "final_modes": {lp["name"]: lp["mode"] for lp in loops},
+        "phase_events": phase_events,
+        "mode_events": mode_events,
+        "deadline_misses": rep["deadline_misses"],
+        "kpis": k,
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return float(a / b)
+
+
+def _fmt(v: float | None, spec: str = ".4g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def bench_twins(
+    hours: float = 6.0, seed: int = 0, plants: tuple[str, ...] = ("cure_oven", "cstr")
+) -> dict[str, Any]:
+    """Shift under the autopilot vs the commissioned PID baseline on built-in twins.
+
+    Both runs use the same site file, seed and duration; only the loops'
+    controller differs. Targets: >= 15 % less energy per good unit or >= 50 %
+    fewer off-spec parts, and zero CV limit violations.
+    """
+    import tempfile
+
+    from autofab.site import load_site
+    from autofab.sites import site_path
+
+    out: dict[str, Any] = {"hours": hours, "seed": seed}
+    print(f"\nTwins: {hours:g} h shift, seed {seed}, autopilot vs commissioned PID")
+    head = f"{'plant':10} {'figure':22} {'PID':>12} {'autopilot':>12} {'ratio':>8}"
+    print(head)
+    for plant in plants:
+        site = load_site(site_path(TWIN_SITES[plant]))
+        ap_settings = TWIN_AP_SETTINGS.get(plant, {})
+        with tempfile.TemporaryDirectory() as tmp:
+            base = _shift(site, hours, seed, tmp, f"{plant}_pid")
+            auto = _shift(_autopilot_site(site, ap_settings, seed), hours, seed, tmp, f"{plant}_ap")
+        ratios = {
+            key: _ratio(auto[key], base[key])
+            for key in ("iae_total", "off_spec_rate", "energy_per_good_kwh")
+        }
+        ratios["iae"] = {n: _ratio(auto["iae"][n], v) for n, v in base["iae"].items()}
+        energy_met = ratios["energy_per_good_kwh"] is not None and (
+            ratios["energy_per_good_kwh"] <= 0.85
+        )
+        offspec_met = ratios["off_spec_rate"] is not None and ratios["off_spec_rate"] <= 0.5
+        targets = {
+            "energy_per_good_-15%": energy_met,
+            "off_spec_-50%": offspec_met,
+            "zero_limit_violations": auto["limit_violations"] == 0,
+        }
+        out[plant] = {
+            "site": TWIN_SITES[plant],
+            "autopilot_settings": ap_settings,
+            "measured": True,
+            "baseline": base,
+            "autopilot": auto,
+            "ratios": ratios,
+            "targets": targets,
+        }
+        rows: list[tuple[str, float | None, float | None, float | None]] = [
+            (f"IAE {n} (K s)", base["iae"][n], auto["iae"][n], ratios["iae"][n])
+            for n in base["iae"]
+        ]
+        rows += [
+            ("IAE total", base["iae_total"], auto["iae_total"], ratios["iae_total"]),
+            (
+                "off-spec rate",
+                base["off_spec_rate"],
+                auto["off_spec_rate"],
+                ratios["off_spec_rate"],
+            ),
+            (
+                "energy/good (kWh)",
+                base["energy_per_good_kwh"],
+                auto["energy_per_good_kwh"],
+                ratios["energy_per_good_kwh"],
+            ),
+            ("CV limit violations", base["limit_violations"], auto["limit_violations"], None),
+            ("guard interventions", base["guard_interventions"], auto["guard_interventions"], None),
+            ("wall s", base["wall_s"], auto["wall_s"], _ratio(auto["wall_s"], base["wall_s"])),
+        ]
+        for label, b, a, r in rows:
+            print(f"{plant:10} {label:22} {_fmt(b):>12} {_fmt(a):>12} {_fmt(r, '.3f'):>8}")
+        for e in auto["phase_events"]:
+            print(
+                f"{'':10} t={e['t']:8.0f} s {e['loop']}: {e['from']} -> {e['to']} ({e['reason']})"
+            )
+        for e in auto["mode_events"]:
+            print(f"{'':10} t={e['t']:8.0f} s {e['loop']}: mode {e['from']} -> {e['to']}")
+        print(f"{'':10} targets: {targets}")
     return out
 
 
@@ -280,6 +441,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["latency", "gym", "twins"], default=None)
     ap.add_argument("--budget", type=int, default=2000)
+    ap.add_argument("--hours", type=float, default=6.0, help="simulated shift for twins, h")
+    ap.add_argument("--plants", default="cure_oven,cstr", help="twins to compare")
     args = ap.parse_args()
     results: dict[str, Any] = {}
     if args.only in (None, "latency"):
@@ -291,7 +454,9 @@ def main() -> None:
             print(f"pc-gym not installed ({exc}); install the 'bench' extra")
             results["gym"] = {"measured": False, "reason": str(exc)}
     if args.only in (None, "twins"):
-        results["twins"] = bench_twins()
+        results["twins"] = bench_twins(
+            hours=args.hours, plants=tuple(p for p in args.plants.split(",") if p)
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "learn_control.json"
     path.write_text(json.dumps(results, indent=2, default=str))

@@ -87,3 +87,41 @@ def test_mpc_from_site_loop_and_registry(tmp_path):
         u_now = d.u
         temp = temp + 10.0 / 300.0 * (20.0 + 4.0 * u_now[0] - temp)
     assert abs(temp - 120.0) < 0.5
+
+
+def test_failed_validation_hands_the_loop_to_the_configured_pid():
+    """A model that cannot pass validation leaves the loop on its PI settings, not frozen."""
+    mv = [Tag(HEAT, "kW", 0.0, 50.0, TagKind.MV)]
+    cv = [Tag(TEMP, "degC", -20.0, 400.0, TagKind.CV)]
+    cfg = LoopConfig(
+        name="zone1",
+        cv=[TEMP],
+        mv=[HEAT],
+        sp=[120.0],
+        controller="autopilot",
+        period_s=10.0,
+        limits={"mv_lo": 0.0, "mv_hi": 40.0, "mv_rate": 0.5, "cv_lo": 20.0, "cv_hi": 200.0},
+        params={
+            # a fit above 1 cannot be reached: validation must fail
+            "settings": {"commission_steps": 200, "hold_max": 15, "fit_threshold": 1.01},
+            "pid": [{"kp": 0.5, "ti": 200.0, "td": 0.0, "mv": 0.0, "cv": 0.0}],
+        },
+    )
+    loop = GuardedLoop.from_loop_config(cfg, mv, cv, {})
+    loop.reset(seed=0)
+    temp, u = 60.0, np.array([10.0])
+    for k in range(900):
+        d = loop.step(
+            Observation(t=10.0 * k, y=np.array([temp]), sp=np.array([120.0]), u_prev=u),
+            {TEMP: temp},
+        )
+        if d.write:
+            u = d.u
+        temp = temp + 10.0 / 300.0 * (20.0 + 4.0 * u[0] - temp)
+        assert 20.0 < temp < 200.0
+    phases = [e["to"] for e in loop.controller.events()]
+    assert phases == ["identify", "validate", "fallback"]
+    # the PI loop brought the zone to its setpoint (a held MV would leave it wherever
+    # the experiment ended); steady-state MV = (120 - 20) / 4 = 25 kW
+    assert abs(temp - 120.0) < 1.0
+    assert abs(u[0] - 25.0) < 1.0

@@ -422,6 +422,7 @@ class AutopilotLoop(Controller):
         self._k = 0
         self._u: FloatArray | None = None
         self._ctrl: AutopilotController | None = None
+        self._pid_only: Any = None
         self._ident: Identified | None = None
         self._identifications = 0
         self._fallbacks = 0
@@ -605,6 +606,13 @@ class AutopilotLoop(Controller):
         )
         if not ident.validation.passed:
             self._event(obs.t, Phase.FALLBACK, f"validation failed (fit < {s.fit_threshold})")
+            self._pid_only = (
+                _make_pid(self.pid_params, self.dt, self.u_lo, self.u_hi)
+                if self.pid_params
+                else None
+            )
+            if self._pid_only is not None:
+                self._pid_only.reset(self._u if self._u is not None else self._base)
             return
         self._ident = ident
         y_lo, y_hi = self._limits(y_arr.shape[1])
@@ -646,6 +654,12 @@ class AutopilotLoop(Controller):
     def _control(self, obs: Observation) -> Action:
         s = self.settings
         assert self._u is not None
+        if self._ctrl is None and self._pid_only is not None:  # the configured PID loop
+            self._pid_only.track(self._u)
+            return Action(
+                u=self._pid_only.step(obs),
+                info={"acting": "configured PID (no validated model)"},
+            )
         if self._ctrl is None:  # no usable model: hold the MV (the guard's fallback acts)
             return Action(
                 u=self._u.copy(), info={"fallback": "no validated model", "model_trusted": False}
