@@ -214,6 +214,11 @@ class AlarmManager:
             return self._emit(a, AlarmState.UNACK if a.condition else AlarmState.NORMAL, t)
         return None
 
+    def list(self) -> list[dict[str, Any]]:
+        """Every defined alarm (``id`` is the alarm id), most urgent first (web API)."""
+        out = sorted(self.alarms.values(), key=lambda a: (-int(a.priority), a.alarm_id))
+        return [{"id": a.alarm_id, **a.to_dict()} for a in out]
+
     def active(self) -> list[dict[str, Any]]:
         """Alarms not in NORMAL state, most urgent first."""
         out = [a for a in self.alarms.values() if a.state is not AlarmState.NORMAL]
