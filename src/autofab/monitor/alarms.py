@@ -214,11 +214,6 @@ class AlarmManager:
             return self._emit(a, AlarmState.UNACK if a.condition else AlarmState.NORMAL, t)
         return None
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every defined alarm (``id`` is the alarm id), most urgent first (web API)."""
-        out = sorted(self.alarms.values(), key=lambda a: (-int(a.priority), a.alarm_id))
-        return [{"id": a.alarm_id, **a.to_dict()} for a in out]
-
     def active(self) -> list[dict[str, Any]]:
         """Alarms not in NORMAL state, most urgent first."""
         out = [a for a in self.alarms.values() if a.state is not AlarmState.NORMAL]
@@ -251,6 +246,12 @@ class AlarmManager:
             "top": [{"alarm_id": a.alarm_id, "count": a.count} for a in top if a.count],
             "active": len(self.active()),
         }
+
+    # last in the class body: the name shadows the builtin for annotations below it
+    def list(self) -> list[dict[str, Any]]:
+        """Every defined alarm (``id`` is the alarm id), most urgent first (web API)."""
+        out = sorted(self.alarms.values(), key=lambda a: (-int(a.priority), a.alarm_id))
+        return [{"id": a.alarm_id, **a.to_dict()} for a in out]
 
 
 @dataclass
