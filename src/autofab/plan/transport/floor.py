@@ -19,7 +19,7 @@ def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4
     Layout (x to the right, y up): an upper aisle at y = 0 along which the stations sit
     (in-buffer and out-buffer spurs above it), a lower aisle at y = -2 pitches joined to
     the upper one at both ends and every fourth node, and under the lower aisle the spurs
-    for chargers and parking bays. The warehouse docks are spurs at the left end. Aisle
+    for chargers and parking bays. Warehouse docks and buffers are drive-through bays (two entries). Aisle
     edges are one lane (capacity 1), 2 m long.
 
     Parameters
@@ -33,7 +33,7 @@ def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4
     """
     if n_stations < 1 or n_parking < 1 or n_chargers < 1:
         raise ConfigError("ois_line_floor: n_stations, n_parking, n_chargers must be >= 1")
-    width = max(2 * n_stations + 4, (n_parking + n_chargers + 1) // 2 + 2)
+    width = max(2 * n_stations + 7, (n_parking + n_chargers + 1) // 2 + 2)
     nodes: list[Node] = []
     edges: list[Edge] = []
     p = PITCH_M
@@ -49,15 +49,17 @@ def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4
             edges.append(Edge(f"m{i}", f"l{i}", p))
     for s in range(n_stations):
         name = f"S{s + 1}"
-        for side, dx in (("in", 2), ("out", 3)):
+        for side, dx in (("in", 4), ("out", 5)):
             i = 2 * s + dx
             bid = f"{name}.{side}"
-            nodes.append(Node(bid, NodeKind.BUFFER, i * p, p, station=name))
+            nodes.append(Node(bid, NodeKind.BUFFER, (i + 0.5) * p, p, station=name))
             edges.append(Edge(f"u{i}", bid, p))
+            edges.append(Edge(bid, f"u{i + 1}", p))
     for d in (0, 1):
         wid = f"WH{d}"
-        nodes.append(Node(wid, NodeKind.WAREHOUSE, (d - 0.5) * p, p))
-        edges.append(Edge(wid, f"u{d}", p))
+        nodes.append(Node(wid, NodeKind.WAREHOUSE, (2 * d + 0.5) * p, p))
+        edges.append(Edge(wid, f"u{2 * d}", p))
+        edges.append(Edge(wid, f"u{2 * d + 1}", p))
     spots = [(i, off) for i in range(1, width) for off in (-0.25, 0.25)]
     kinds = [NodeKind.CHARGER] * n_chargers + [NodeKind.PARKING] * n_parking
     for j, kind in enumerate(kinds):
@@ -135,6 +137,8 @@ def grid_floor(
             off = -0.25 if used % 2 == 0 else 0.25
             nodes.append(Node(nid, kind, (c + off) * p, (r + dy) * p, station=station))
             edges.append(Edge(f"g{c}_{r}", nid, p))
+            if kind == NodeKind.BUFFER:  # drive-through bay
+                edges.append(Edge(nid, f"g{c + (1 if used % 2 else -1)}_{r}", p))
         else:
             k = used - 2 * len(slots)
             r = k // 2
@@ -149,9 +153,10 @@ def grid_floor(
         spur(f"C{j}", NodeKind.CHARGER)
     for j in range(n_parking):
         spur(f"P{j}", NodeKind.PARKING)
-    for r in range(0, rows, max(1, rows // 4)):
-        nodes.append(Node(f"WH{r}", NodeKind.WAREHOUSE, -p, r * p))
+    for r in range(0, rows - 1, max(1, rows // 4)):
+        nodes.append(Node(f"WH{r}", NodeKind.WAREHOUSE, -p, (r + 0.5) * p))
         edges.append(Edge(f"g0_{r}", f"WH{r}", p))
+        edges.append(Edge(f"WH{r}", f"g0_{r + 1}", p))
     return FloorGraph.build(nodes, edges)
 
 
