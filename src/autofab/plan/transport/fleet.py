@@ -52,6 +52,8 @@ class FleetSettings:
         Lateness weight in the assignment cost.
     stall_steps : int
         Steps without progress that count as a deadlock.
+    reserve_share : float
+        Share of the battery that must remain after a task and the trip to a charger.
     seed : int
         Seed (start positions and request order are deterministic given it).
     """
@@ -64,6 +66,7 @@ class FleetSettings:
     soc_high: float = 0.9
     w_late: float = 5.0
     stall_steps: int = 30
+    reserve_share: float = 0.05
     seed: int = 0
 
 
@@ -189,6 +192,7 @@ class FleetManager:
             _Robot(f"R{i}", homes[i], homes[i], spec.battery_kwh) for i in range(settings.n_robots)
         ]
         self._dist: dict[str, dict[str, float]] = {}
+        self.waits_on: dict[str, str] = {}
         self.t = 0
 
     # ---- distances -------------------------------------------------------------------
@@ -300,7 +304,9 @@ class FleetManager:
     def _after_task_legs(self, r: _Robot) -> list[tuple[str, int, str]]:
         if r.soc < self.s.soc_low * self.spec.battery_kwh:
             taken = {x.charger for x in self.robots if x.charger}
-            free = [c for c in self.chargers if c not in taken and math.isfinite(self.dist(r.node, c))]
+            free = [
+                c for c in self.chargers if c not in taken and math.isfinite(self.dist(r.node, c))
+            ]
             if free:
                 c = min(free, key=lambda c: (self.dist(r.node, c), c))
                 r.charger = c
@@ -379,17 +385,30 @@ class FleetManager:
         if self.s.mode == "planned":
             while r.ptr + 1 < len(r.plan) and r.plan[r.ptr + 1][0] <= self.t:
                 r.ptr += 1
-            if r.ptr + 1 < len(r.plan):
+            if r.ptr + 1 < len(r.plan) and r.plan[r.ptr][1] == r.node:
                 t1, n1 = r.plan[r.ptr + 1]
-                if n1 != r.node and t1 == self.t + self.g.steps(r.node, n1):
+                if (
+                    n1 != r.node
+                    and n1 in self.floor.adj[r.node]
+                    and self.g.usable(r.node, n1)
+                    and t1 == self.t + self.g.steps(r.node, n1)
+                ):
                     return n1
             return None
         return r.route[0] if r.route else None
 
+    def _stuck(self, r: _Robot) -> bool:
+        """Planned mode: ``r`` has work but no usable plan from where it is."""
+        if self.s.mode != "planned" or r.broken or r.edge is not None or not r.legs:
+            return False
+        if r.legs[0][0] == r.node and r.dwell >= 0:
+            return False
+        return r.ptr + 1 >= len(r.plan) or r.plan[r.ptr][1] != r.node
+
     def _arrive(self, r: _Robot) -> None:
         """Service and leg actions at the current node."""
         while r.legs and r.node == r.legs[0][0]:
-            goal, service, action = r.legs[0]
+            _goal, service, action = r.legs[0]
             if r.dwell < 0 and service > 0:
                 r.dwell = service
             if r.dwell > 0:
@@ -457,9 +476,7 @@ class FleetManager:
                     intents.get(o.id) == r.node and o.node == v for o in active if o.id != rid
                 )
                 if v in taken or use.get(k, 0) >= cap or (swap and cap < 2):
-                    blocker[rid] = taken.get(v) or next(
-                        (o.id for o in active if o.node == v), ""
-                    )
+                    blocker[rid] = taken.get(v) or next((o.id for o in active if o.node == v), "")
                     del intents[rid]
                     changed = True
                     break
@@ -468,9 +485,7 @@ class FleetManager:
         for r in active:
             v = intents.get(r.id)
             if v is None:
-                wants = self._intent(r) is not None or (
-                    self.s.mode == "planned" and r.legs and r.ptr + 1 >= len(r.plan)
-                )
+                wants = self._intent(r) is not None or self._stuck(r)
                 r.waited = r.waited + 1 if wants else 0
                 if r.id in blocker:
                     self.waits_on[r.id] = blocker[r.id]
@@ -571,13 +586,21 @@ class FleetManager:
             return
         t_start = time.perf_counter()
         now = self.t * self.s.dt_s
+        reserve = self.s.reserve_share * self.spec.battery_kwh
         if self.s.mode == "planned":
             pairs = assign(
-                cands, self.open, now, self.spec, self.dist, self.to_charger,
-                self.s.service_s, self.s.w_late,
+                cands,
+                self.open,
+                now,
+                self.spec,
+                self.dist,
+                self.to_charger,
+                self.s.service_s,
+                self.s.w_late,
+                reserve,
             )
         else:
-            pairs = nearest_idle(cands, self.open, self.spec, self.dist, self.to_charger)
+            pairs = nearest_idle(cands, self.open, self.spec, self.dist, self.to_charger, reserve)
         if not pairs:
             return
         by_id = {r.id: r for r in self.robots}
@@ -595,6 +618,30 @@ class FleetManager:
         self.plan_s_per_request.append((time.perf_counter() - t_start) / len(pairs))
 
     # ---- run ---------------------------------------------------------------------------
+    def _step(self, t: int) -> None:
+        """Advance from step ``t`` to ``t + 1`` (trajectory entry ``t`` is at ``t + 1``)."""
+        self.t = t
+        self._recover()
+        self.waits_on = {}
+        self._line_step()
+        self._allocate()
+        for r in self.robots:
+            if r.charging and r.charger == r.node:
+                r.soc = min(self.spec.battery_kwh, r.soc + self.spec.charge_kw * self.s.dt_s / 3600)
+            elif (
+                not r.broken
+                and r.task is None
+                and not r.legs
+                and not r.charger
+                and r.soc < self.s.soc_low * self.spec.battery_kwh
+            ):
+                legs = self._after_task_legs(r)
+                if legs[0][2] == "charge":
+                    self._give_legs(r, legs)
+            if r.task is not None:
+                r.busy_steps += 1
+        self._move_all()
+
     def run(self, horizon_s: float, events: Sequence[FleetEvent] = ()) -> FleetResult:
         """Simulate ``horizon_s`` seconds; return the per-request and per-robot record."""
         import numpy as np
@@ -614,38 +661,20 @@ class FleetManager:
         self.reopened: set[str] = set()
         self.plan_s_per_request: list[float] = []
         self.replan_s: list[float] = []
-        self.waits_on: dict[str, str] = {}
+        self.waits_on = {}
         self.deadlocks = 0
         self.units_out = 0.0
         self._count: dict[str, int] = {}
         traj: dict[str, list[str]] = {r.id: [] for r in self.robots}
         pending = sorted(events, key=lambda e: e.t_s)
-        n_steps = int(round(horizon_s / self.s.dt_s))
+        n_steps = round(horizon_s / self.s.dt_s)
         self.t = 0
         self.replan_all()
         for t in range(n_steps):
-            self.t = t
             while pending and pending[0].t_s <= t * self.s.dt_s:
+                self.t = t
                 self._apply(pending.pop(0))
-            self._line_step()
-            self._allocate()
-            for r in self.robots:
-                if r.charging and r.charger == r.node:
-                    r.soc = min(
-                        self.spec.battery_kwh, r.soc + self.spec.charge_kw * self.s.dt_s / 3600
-                    )
-                elif (
-                    not r.broken and r.task is None and not r.legs and not r.charger
-                    and r.soc < self.s.soc_low * self.spec.battery_kwh
-                ):
-                    legs = self._after_task_legs(r)
-                    if legs[0][2] == "charge":
-                        self._give_legs(r, legs)
-                if r.task is not None:
-                    r.busy_steps += 1
-            self.waits_on = {}
-            self._move_all()
-            self._recover()
+            self._step(t)
             for r in self.robots:
                 traj[r.id].append(r.node if r.edge is None else f"~{r.edge[0]}|{r.edge[1]}")
             if t % 200 == 0:

@@ -19,8 +19,8 @@ def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4
     Layout (x to the right, y up): an upper aisle at y = 0 along which the stations sit
     (in-buffer and out-buffer spurs above it), a lower aisle at y = -2 pitches joined to
     the upper one at both ends and every fourth node, and under the lower aisle the spurs
-    for chargers and parking bays. Warehouse docks and buffers are drive-through bays (two entries). Aisle
-    edges are one lane (capacity 1), 2 m long.
+    for chargers and parking bays. Warehouse docks and buffers are drive-through bays
+    (two entries). Aisle edges are one lane (capacity 1), 2 m long.
 
     Parameters
     ----------
