@@ -202,8 +202,9 @@ def space_time_astar(
     t0: int,
     goal: str,
     hold: int | None,
-    horizon: int = 600,
+    horizon: int = 300,
     avoid: Sequence[str] = (),
+    max_expansions: int = 20000,
 ) -> Path | None:
     """Earliest-arrival path from ``(start, t0)`` to ``goal`` that respects ``table``.
 
@@ -225,6 +226,8 @@ def space_time_astar(
         Steps beyond the unobstructed arrival time to search before giving up.
     avoid : sequence of str
         Nodes not to enter (besides the blocked ones).
+    max_expansions : int
+        Search budget (states expanded) before giving up; bounds the planning time.
 
     Returns
     -------
@@ -236,11 +239,15 @@ def space_time_astar(
         return None
     avoid_set = set(avoid)
     t_max = t0 + h[start] + horizon
+    expanded = 0
     start_state = (start, t0)
     parent: dict[tuple[str, int], tuple[str, int] | None] = {start_state: None}
     heap = [(t0 + h[start], -t0, start, t0)]
     while heap:
         _, _, u, t = heapq.heappop(heap)
+        expanded += 1
+        if expanded > max_expansions:
+            return None
         if u == goal:
             ok = (
                 table.free_from(u, t, robot)
