@@ -41,9 +41,16 @@ class StepGraph:
     blocked_nodes: set[str] = field(default_factory=set)
     _h: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     _version: int = 0
+    _steps: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def steps(self, u: str, v: str) -> int:
         """Whole steps to drive the edge ``u``-``v``."""
+        k = self._steps.get((u, v))
+        if k is None:
+            k = self._steps[(u, v)] = self._steps_uncached(u, v)
+        return k
+
+    def _steps_uncached(self, u: str, v: str) -> int:
         return max(1, math.ceil(self.floor.edge(u, v).length_m / self.speed_mps / self.dt_s - 1e-9))
 
     def block_edge(self, u: str, v: str, blocked: bool = True) -> None:
