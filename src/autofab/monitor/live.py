@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autofab.core import Quality, Sample, Tag
 from autofab.errors import ConfigError
@@ -40,6 +40,7 @@ from autofab.monitor.features import as_windows, history_needed
 from autofab.monitor.io import DETECTORS, load_detector, make_detector
 from autofab.monitor.pca import FeatureDetector
 from autofab.monitor.spc import RULE_SETS, Chart, capability, make_chart
+from autofab.site.loader import validate_section
 
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
@@ -283,14 +284,7 @@ class LiveMonitor:
         Raises ``ConfigError`` naming ``monitor.<field>`` for a bad section, an
         unknown tag or a model file that cannot be read.
         """
-        try:
-            cfg = MonitorConfig.model_validate(section or {})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(
-                err["msg"], source=source, field=f"monitor.{loc}" if loc else "monitor"
-            ) from exc
+        cfg = validate_section(MonitorConfig, section or {}, "monitor", source)
         known = {t.path for t in tags}
         refs = [(f"alarms.{i}.tag", a.tag) for i, a in enumerate(cfg.alarms)]
         refs += [(f"spc.{i}.tag", c.tag) for i, c in enumerate(cfg.spc)]
