@@ -293,13 +293,18 @@ class Runtime:
         raise ConfigError(f"no loop {name!r}; loops: {', '.join(x.name for x in self.loops)}")
 
     def _start_ts(self) -> float:
-        """Simulated runs continue after what the historian already holds."""
-        if not isinstance(self.clock, SimClock):
-            return self.clock.now()
+        """Runs of twins continue after what the historian already holds.
+
+        A simulated run starts at the next whole minute after the newest
+        stored sample. A sped-up real-time run of stepped connectors only
+        (twins, replay) that got ahead of the wall clock does the same, so a
+        restart never writes into the time range of an earlier run.
+        """
         stored = self.historian.latest(list(self.tags))
         last = max((s.ts for s in stored.values()), default=-math.inf)
-        start = self.clock.start_ts
-        if last >= start:
+        start = self.clock.now() if isinstance(self.clock, RealClock) else self.clock.start_ts
+        stepped = all(isinstance(c, SteppedConnector) for c in self.connectors)
+        if last >= start and (isinstance(self.clock, SimClock) or stepped):
             start = math.floor(last / 60.0) * 60.0 + 60.0  # next whole minute
         return start
 
@@ -312,6 +317,9 @@ class Runtime:
         start_ts = self._start_ts()
         if isinstance(self.clock, SimClock):
             self.clock = SimClock(start_ts)
+            self.scheduler.clock = self.clock
+        elif isinstance(self.clock, RealClock) and start_ts > self.clock.now():
+            self.clock = RealClock(self.clock.speed, start_ts)
             self.scheduler.clock = self.clock
         end_ts = start_ts + self.settings.duration_s
         free = [c for c in self.connectors if not isinstance(c, SteppedConnector)]
