@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import shutil
+import time
 import uuid
 
 import pytest
@@ -164,6 +165,7 @@ async def test_chaos_broker_restart_every_sample_once(tmp_path):
                 assert pub.state is not ConnectionState.CONNECTED
                 assert len(pub.link.buffer) > 0
                 broker.start()
+                restarted = time.time()
             await asyncio.sleep(0.002)
         got = await _collect(sub, len(sent), 30.0)
     finally:
@@ -171,6 +173,15 @@ async def test_chaos_broker_restart_every_sample_once(tmp_path):
         await sub_conn.close()
         broker.stop()
     missing = sorted({(s.tag, s.ts) for s in sent} - {(s.tag, s.ts) for s in got})
+    st = pub.link.buffer.stats()
+    back = min(t for t, x in pub.link.state_log if t >= restarted and x.value == "connected")
+    print(
+        f"\nCHAOS mqtt-restart: acknowledged={len(sent)} present={len(set(got))} "
+        f"lost={len(missing)} duplicated={len(got) - len(set(got))} "
+        f"held_and_forwarded={st.forwarded} refused={st.refused} "
+        f"suppressed_redeliveries={sub_conn.duplicates} recovery_s={back - restarted:.2f}"
+        " (broker up to publisher connected)"
+    )
     assert len(got) == len(sent), (
         f"missing {len(missing)} (first {missing[:3]}, last {missing[-3:]}); "
         f"buffer {pub.link.buffer.stats()}, duplicates {sub_conn.duplicates}, "

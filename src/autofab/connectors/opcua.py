@@ -144,6 +144,8 @@ class OpcUaConnector(Connector):
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
         self.reconnects = 0
+        self.duplicates = 0
+        self._last: dict[str, tuple[float, Quality]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -278,9 +280,14 @@ class OpcUaConnector(Connector):
         if path is None:
             return
         value = dv.Value.Value if dv.Value is not None else None
-        self._bus.publish(
-            Sample(path, ts_of(dv, time.time()), as_float(value), quality_of(dv.StatusCode))
-        )
+        sample = Sample(path, ts_of(dv, time.time()), as_float(value), quality_of(dv.StatusCode))
+        if self._last.get(path) == (sample.ts, sample.quality):
+            # A new session re-sends the current value of every monitored item: when
+            # the server kept it (same source timestamp) it was delivered already.
+            self.duplicates += 1
+            return
+        self._last[path] = (sample.ts, sample.quality)
+        self._bus.publish(sample)
 
     def _require(self) -> Client:
         if self._client is None or self.state is not ConnectionState.CONNECTED:
