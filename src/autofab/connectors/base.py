@@ -15,13 +15,18 @@ seconds of its clock instead of letting them run free.
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from types import TracebackType
 
-from autofab.core.base import Sample, Tag
+from autofab.core.base import Sample, Tag, validate_path
 from autofab.core.bus import Overflow
+from autofab.errors import ConfigError
+
+MAX_ABS_TS = 1e11
+"""Largest accepted ``|ts|`` of a received sample (s), the historians' limit."""
 
 
 class ConnectionState(StrEnum):
@@ -118,3 +123,19 @@ class SteppedConnector(Connector):
                     yield s
         finally:
             listeners.remove(q)
+
+
+def sample_problem(sample: Sample) -> str | None:
+    """Why a received sample cannot enter the bus, or ``None`` when it can.
+
+    A connector drops (and counts) such a sample at the edge, so one bad
+    message never makes the historian refuse a whole batch.
+    """
+    try:
+        validate_path(sample.tag)
+    except ConfigError as exc:
+        return exc.message
+    ts = sample.ts
+    if not isinstance(ts, float | int) or not math.isfinite(ts) or abs(ts) >= MAX_ABS_TS:
+        return f"timestamp {ts!r} is not finite UTC seconds below {MAX_ABS_TS:g}"
+    return None

@@ -25,12 +25,12 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
 from pydantic import Field, SecretStr
 
-from autofab.connectors.base import ConnectionState, Connector
+from autofab.connectors.base import ConnectionState, Connector, sample_problem
 from autofab.connectors.buffer import StoreAndForward
 from autofab.connectors.options import StrictModel, TagSpec, TLSOptions, parse_options
 from autofab.core.base import Quality, Sample, Tag
@@ -122,6 +122,7 @@ class MqttLink:
         self._lock = asyncio.Lock()
         self._closing = False
         self.connections = 0
+        self.message_errors = 0
         self.sent = 0
 
     def __repr__(self) -> str:
@@ -182,7 +183,11 @@ class MqttLink:
                     try:
                         async for msg in client.messages:
                             if self._on_message is not None:
-                                self._on_message(msg)
+                                try:
+                                    self._on_message(msg)
+                                except Exception:  # one bad message never stops the link
+                                    self.message_errors += 1
+                                    log.exception("%s: message on %s failed", self.name, msg.topic)
                     finally:
                         fwd, self._fwd_task = self._fwd_task, None
                         if fwd is not None:
@@ -293,18 +298,49 @@ def encode_sample(s: Sample) -> bytes:
 
 
 def decode_sample(tag: str, payload: bytes, now: float) -> Sample:
-    """Sample from a UNS JSON payload (a bare number is accepted as GOOD now)."""
-    data = json.loads(payload)
+    """Sample from a UNS JSON payload (a bare number is accepted as GOOD now).
+
+    Raises ``ValueError`` naming the tag and the field for anything else: not
+    UTF-8 JSON, not an object or a number, a ``timestamp`` or ``value`` that
+    is not a finite number (``value`` may be null: NaN), a ``quality`` that is
+    not GOOD/UNCERTAIN/BAD or 0/1/2.
+    """
+    try:
+        data = json.loads(payload)
+    except RecursionError as exc:
+        raise ValueError(f"{tag}: payload nests too deeply") from exc
     if isinstance(data, int | float) and not isinstance(data, bool):
-        return Sample(tag, now, float(data), Quality.GOOD)
-    ts = float(data.get("timestamp", now))
+        bare = _number(tag, "value", data)
+        if not math.isfinite(bare):
+            raise ValueError(f"{tag}: value {data!r} is not finite")
+        return Sample(tag, now, bare, Quality.GOOD)
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ValueError(f"{tag}: payload must be a JSON object or a number, not {kind}")
+    ts = _number(tag, "timestamp", data.get("timestamp", now))
     if ts > 1e11:
         ts /= 1000.0
     v = data.get("value")
-    value = math.nan if v is None else float(v)
+    value = math.nan if v is None else _number(tag, "value", v)
+    if not math.isfinite(ts) or (v is not None and not math.isfinite(value)):
+        raise ValueError(f"{tag}: timestamp and value must be finite numbers")
     q = data.get("quality", "GOOD")
-    quality = Quality[q.upper()] if isinstance(q, str) else Quality(int(q))
+    if isinstance(q, str) and q.upper() in Quality.__members__:
+        quality = Quality[q.upper()]
+    elif isinstance(q, int) and not isinstance(q, bool) and q in (0, 1, 2):
+        quality = Quality(q)
+    else:
+        raise ValueError(f"{tag}: quality {q!r:.40} is not GOOD, UNCERTAIN, BAD or 0, 1, 2")
     return Sample(tag, ts, value, quality)
+
+
+def _number(tag: str, field: str, v: Any) -> float:
+    """``v`` as a float (bools and numeric strings included), else a ValueError naming it."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{tag}: {field} {v!r:.40} is not a number") from exc
+    return f
 
 
 class MqttConnector(Connector):
@@ -334,6 +370,7 @@ class MqttConnector(Connector):
         self._last_ts: dict[str, float] = {}
         self.duplicates = 0
         self.received = 0
+        self.rejected = 0
         self.link = MqttLink(options, name, on_connect=self._subscribe, on_message=self._on_message)
         tp = options.topic_prefix.strip("/")
         self._tp = f"{tp}/" if tp else ""
@@ -383,8 +420,12 @@ class MqttConnector(Connector):
         payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
         try:
             s = decode_sample(tag, payload, time.time())
-        except (ValueError, KeyError, TypeError, AttributeError):
-            log.warning("%s: undecodable payload on %s", self.name, topic)
+            problem = sample_problem(s)
+            if problem is not None:
+                raise ValueError(problem)
+        except ValueError as exc:
+            self.rejected += 1
+            log.warning("%s: payload on %.200r rejected: %.300r", self.name, topic, str(exc))
             return
         last = self._last_ts.get(tag)
         if last is not None and s.ts <= last:

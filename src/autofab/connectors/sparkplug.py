@@ -36,7 +36,7 @@ from typing import Any, Self
 import aiomqtt
 from pydantic import Field
 
-from autofab.connectors.base import ConnectionState, Connector
+from autofab.connectors.base import ConnectionState, Connector, sample_problem
 from autofab.connectors.mqtt import BrokerOptions, MqttLink, run_publisher
 from autofab.connectors.options import TagSpec, full_path, parse_options
 from autofab.connectors.sparkplug_pb import DataType, Payload
@@ -331,6 +331,7 @@ class SparkplugHost(Connector):
         self._bus = Bus()
         self.rebirth_requests = 0
         self.duplicates = 0
+        self.rejected = 0
         self.link = MqttLink(
             options,
             f"sparkplug-host-{options.host_id}-{name}",
@@ -394,6 +395,11 @@ class SparkplugHost(Connector):
 
     def _emit(self, samples: list[Sample]) -> None:
         for s in samples:
+            problem = sample_problem(s)
+            if problem is not None:
+                self.rejected += 1
+                log.warning("sparkplug host: metric rejected: %.300r", problem)
+                continue
             last = self._last_ts.get(s.tag)
             if last is not None and s.ts <= last and s.quality is not Quality.BAD:
                 self.duplicates += 1
@@ -412,7 +418,8 @@ class SparkplugHost(Connector):
         try:
             p = Payload.FromString(bytes(msg.payload))  # type: ignore[arg-type]
         except Exception:
-            log.warning("sparkplug host: undecodable payload on %s", msg.topic.value)
+            self.rejected += 1
+            log.warning("sparkplug host: undecodable payload on %.200r", msg.topic.value)
             return
         node = self._nodes.setdefault((group, edge), _Node())
         now = time.time()
