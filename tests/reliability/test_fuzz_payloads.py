@@ -148,7 +148,7 @@ def _spb(seq: int, items: list[dict], ts: int = 1_700_000_000_000) -> bytes:
     return p.SerializeToString()
 
 
-@FUZZ
+@settings(FUZZ, max_examples=80)
 @given(
     st.lists(
         st.tuples(
@@ -184,3 +184,17 @@ def test_sparkplug_host_survives_malformed_payloads_and_keeps_accepted_samples(m
     later = sub.drain()
     assert all(sample_problem(s) is None for s in later)
     assert host._bus.latest(accepted[0].tag) is not None
+
+
+def test_sparkplug_birth_with_an_invalid_metric_name_is_rejected_not_raised():
+    """Found by the fuzzer: an empty metric name in a DBIRTH made Tag() raise."""
+    host = SparkplugHost(SparkplugHostOptions(group_id="g1"), name="spb", prefix=PREFIX)
+    base = "spBv1.0/g1"
+    host._on_message(_msg(f"{base}/NBIRTH/edge1", _spb(0, [])))
+    birth = [
+        {"name": "", "alias": 2, "datatype": DataType.Double, "double_value": 5},
+        {"name": "temp", "alias": 1, "datatype": DataType.Double, "double_value": 1},
+    ]
+    host._on_message(_msg(f"{base}/DBIRTH/edge1/oven", _spb(1, birth)))
+    assert host.rejected == 1
+    assert [t.path for t in host.tags] == [f"{PREFIX}/oven/temp"]

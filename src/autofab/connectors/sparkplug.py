@@ -461,6 +461,11 @@ class SparkplugHost(Connector):
         for m in p.metrics:
             if kind == "DBIRTH":
                 path = self.path(edge, device, m.name)
+                problem = sample_problem(Sample(path, 0.0, math.nan))
+                if problem is not None:
+                    self.rejected += 1
+                    log.warning("sparkplug host: birth metric rejected: %.300r", problem)
+                    continue
                 if m.HasField("alias"):
                     node.aliases[int(m.alias)] = path
                 node.names[path] = (device, m.name)

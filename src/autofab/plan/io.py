@@ -217,6 +217,10 @@ def parse_json(text: str, source: str = "<text>", name: str = "problem") -> Prob
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno) from None
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply", source=source) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"invalid JSON: {str(exc)[:200]}", source=source) from None
     if not isinstance(data, dict):
         raise ConfigError(
             "a JSON problem must be an object with 'machines' and 'jobs'", source=source
@@ -239,6 +243,10 @@ def read_problem(path: str | Path, format: str | None = None) -> Problem:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read problem file: {exc.strerror}", source=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"problem file is not UTF-8 text (byte {exc.start}); save it as UTF-8", source=str(p)
+        ) from None
     fmt = format or detect_format(text)
     name = p.stem
     if fmt == "json":
@@ -273,5 +281,9 @@ def schedule_from_json(text: str, source: str = "<text>") -> Schedule:
         return Schedule.model_validate(data)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno) from None
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply", source=source) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"invalid JSON: {str(exc)[:200]}", source=source) from None
     except ValidationError as exc:
         raise _validation_to_config(exc, source) from None
