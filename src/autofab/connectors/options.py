@@ -5,7 +5,10 @@ through :func:`parse_options`, which turns a validation error into a
 :class:`~autofab.errors.ConfigError` naming ``connectors.<name>.options.<field>``.
 Secrets (passwords, keys) are :class:`pydantic.SecretStr` so they never appear
 in logs or reprs, and any string option may be written ``${ENV_VAR}`` to take
-its value from the environment.
+its value from the environment. A secret option (``password``,
+``key_password``, ``private_key_password``, ``token``) is refused when the
+site file holds it in clear: write ``${ENV_VAR}`` or ``file:/path`` (the file's
+content, e.g. a container secret, trailing newline stripped).
 """
 
 from __future__ import annotations
@@ -55,6 +58,58 @@ def resolve_env(value: Any, field: str, source: str | None = None) -> Any:
     return value
 
 
+SECRET_KEYS = frozenset({"password", "key_password", "private_key_password", "token"})
+_ONLY_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+def resolve_secrets(value: Any, field: str, source: str | None = None) -> Any:
+    """Check and resolve secret options (recursively) before ``${ENV}`` expansion.
+
+    A secret must be one ``${ENV_VAR}`` reference (left for :func:`resolve_env`)
+    or ``file:/path``, replaced here by the file's content.
+
+    Raises
+    ------
+    ConfigError
+        A secret written in clear, or a secret file that cannot be read
+        (naming ``field``, never the value).
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = f"{field}.{k}"
+            if k in SECRET_KEYS and isinstance(v, str):
+                out[k] = _secret(v, sub, source)
+            else:
+                out[k] = resolve_secrets(v, sub, source)
+        return out
+    if isinstance(value, list):
+        return [resolve_secrets(v, f"{field}.{i}", source) for i, v in enumerate(value)]
+    return value
+
+
+def _secret(value: str, field: str, source: str | None) -> str:
+    if _ONLY_ENV_REF.match(value):
+        return value
+    if value.startswith("file:"):
+        path = value.removeprefix("file:")
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the secret file {path!r}: {type(exc).__name__}",
+                source=source,
+                field=field,
+            ) from None
+    raise ConfigError(
+        "a secret must not be written in clear in the site file; write ${ENV_VAR} "
+        "(environment variable) or file:/path/to/secret",
+        source=source,
+        field=field,
+    )
+
+
 def parse_options(
     model: type[M], options: dict[str, Any], name: str, source: str | None = None
 ) -> M:
@@ -72,7 +127,7 @@ def parse_options(
         Site file the options came from.
     """
     base = f"connectors.{name}.options"
-    data = resolve_env(dict(options), base, source)
+    data = resolve_env(resolve_secrets(dict(options), base, source), base, source)
     return validate_section(model, data, base, source, what="option")
 
 

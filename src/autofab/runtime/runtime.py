@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from autofab.connectors.base import Connector, SteppedConnector
+from autofab.connectors.options import resolve_env
 from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
 from autofab.control.safety import GuardedLoop
@@ -52,10 +53,32 @@ def open_historian(cfg: HistorianConfig, path_override: str | None = None) -> Hi
     elif cfg.backend == "postgres":
         if not cfg.dsn:
             raise ConfigError("the postgres backend needs 'dsn'", field="historian.dsn")
-        h = cls(cfg.dsn, flush_interval_s=cfg.flush_interval_s, **cfg.options)
+        h = cls(dsn_of(cfg.dsn), flush_interval_s=cfg.flush_interval_s, **cfg.options)
     else:
         h = cls(**cfg.options)
     return h
+
+
+_DSN_PASSWORD = re.compile(r"://[^/@:]*:(?P<pw>[^@]*)@|password=(?P<kw>\S+)")
+
+
+def dsn_of(raw: str) -> str:
+    """The site file's historian DSN with ``${ENV}`` references resolved.
+
+    A password written in clear in the site file is refused: put it in an
+    ``${ENV_VAR}`` reference, or leave it out and let libpq take it from
+    ``PGPASSWORD`` or ``~/.pgpass``.
+    """
+    for m in _DSN_PASSWORD.finditer(raw):
+        pw = m.group("pw") if m.group("pw") is not None else m.group("kw")
+        if pw and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", pw):
+            raise ConfigError(
+                "the DSN holds a password in clear; write it as ${ENV_VAR} or leave it "
+                "out and use PGPASSWORD or ~/.pgpass",
+                field="historian.dsn",
+            )
+    dsn: str = resolve_env(raw, "historian.dsn")
+    return dsn
 
 
 class Runtime:
