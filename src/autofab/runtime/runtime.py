@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autofab.connectors.base import Connector, SteppedConnector
+from autofab.connectors.base import Connector, SteppedConnector, sample_problem
 from autofab.connectors.options import resolve_env
 from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
@@ -156,6 +156,7 @@ class Runtime:
         self.unit_accumulators: list[UnitAccumulator] = []
         self._started = False
         self.wall_s = 0.0
+        self.historian_rejected = 0
 
     # ----- building -------------------------------------------------------
     @classmethod
@@ -393,7 +394,7 @@ class Runtime:
             interval = self.site.historian.flush_interval_s
 
             def sink(samples: list[Sample]) -> None:
-                self.historian.append(samples)
+                self._store(samples)
                 if time.monotonic() - last_flush[0] >= interval:
                     self.historian.flush()
                     last_flush[0] = time.monotonic()
@@ -423,7 +424,7 @@ class Runtime:
             self.scheduler.add(Job("kpi", 1.0, kpi_job, PRIO_CONSUMER))
             await self.scheduler.run_until(end_ts, on_progress)
             await kpi_job(end_ts)
-            self.historian.append(hist_sub.drain())
+            self._store(hist_sub.drain())
             self.historian.flush()
         finally:
             for task in tasks:
@@ -435,6 +436,29 @@ class Runtime:
         if self._own_historian:
             self.historian.close()
         return report
+
+    def _store(self, samples: list[Sample]) -> None:
+        """Append to the historian; a batch refused for bad samples is stored without them.
+
+        The historian refuses a whole batch when one sample is invalid (tag
+        path, timestamp, quality); the rest of the batch is kept and the bad
+        samples are counted in the report (``historian.rejected``).
+        """
+        try:
+            self.historian.append(samples)
+            return
+        except ConfigError as exc:
+            if self.historian_rejected < 100:  # a few examples, not one event per batch
+                t = self.clock.now() - self.clock.start_ts
+                self.events.append({"t": t, "event": "historian_rejected", "reason": exc.message})
+        for s in samples:
+            if sample_problem(s) is not None:
+                self.historian_rejected += 1
+                continue
+            try:
+                self.historian.append([s])
+            except ConfigError:
+                self.historian_rejected += 1
 
     def _stepper(self, conn: SteppedConnector) -> Callable[[float], Any]:
         async def step(ts: float) -> None:
@@ -515,6 +539,7 @@ class Runtime:
                 "backend": self.site.historian.backend,
                 "path": str(self.settings.historian_path or self.site.historian.path),
                 "rows": self.historian.row_count(),
+                "rejected": self.historian_rejected,
             },
             "bus": {"published": self.bus.published, "historian_dropped": dropped},
             "events": [e for lr in self.loops for e in lr.events] + self.events,
