@@ -13,7 +13,12 @@ def _autopilot_cstr(registry):
     site = load_site(site_path("cstr"))
     lp = site.loops[0]
     params = {
-        "settings": {"commission_steps": 300, "advisory_steps": 30, "hold_max": 15},
+        "settings": {
+            "commission_steps": 300,
+            "advisory_steps": 30,
+            "hold_max": 15,
+            "amplitude": 0.1,
+        },
         "registry": str(registry),
         "pid": [{"kp": 1.0, "ti": 50.0, "td": 0.0, "mv": 0, "cv": 0}],
     }
