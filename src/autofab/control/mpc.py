@@ -17,7 +17,8 @@ preview); ``c`` is an optional energy cost per MV unit and step. Penalising
 moves rather than ``u`` plus the disturbance model gives offset-free tracking
 (Pannocchia and Rawlings 2003). The problem data are built once: each step
 only computes ``[q; l; u] = M v + m0`` with ``v = [x, u_prev, d, r]`` (one
-matrix-vector product) and warm-starts OSQP (Stellato et al. 2020).
+matrix-vector product) and warm-starts OSQP (Stellato et al. 2020) from the
+previous plan shifted one step ahead (:meth:`LinearMPC.shifted_plan`).
 
 A bad observation (NaN, stale), a solver failure or an overrun never raises:
 the action holds the previous MV and ``info["fallback"]`` says why; a
@@ -79,6 +80,12 @@ class LinearMPC(Controller):
         Quadratic penalty on CV-limit violations (``rho``; ``rho1 = soft_weight`` too).
     energy_cost : array_like, optional
         Linear cost per MV unit and step (e.g. price x kW per unit of MV).
+    max_iter : int
+        ADMM iteration limit; an unconverged iterate is used, clipped to the
+        MV bounds and rate, with ``info["inexact"] = True``.
+    shift_warm_start : bool
+        Warm-start each solve from the previous plan shifted one step ahead
+        (else OSQP's warm start from the previous solution as it is).
     u_offset, y_offset : array_like, optional
         Operating point of the deviation model (MV and CV units).
     y_scale : array_like, optional
