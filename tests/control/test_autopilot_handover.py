@@ -69,3 +69,16 @@ def test_commissioning_stores_model_and_production_starts_from_it(tmp_path):
     assert all(e["to"] != "identify" for e in events)
     assert reg.versions("zone1") == [1]  # nothing new stored
     assert abs(temp - 120.0) < 1.0
+
+
+def test_models_not_stored_by_the_autopilot_are_not_adopted(tmp_path):
+    from autofab.learn.arx import ARX
+
+    rng = np.random.default_rng(2)
+    u = rng.uniform(0, 40, (200, 1))
+    y = np.cumsum(u, axis=0) * 0.01
+    ModelRegistry(tmp_path).save("zone1", ARX(1, 1, 1).fit(u, y))  # e.g. from the CLI
+    loop = _loop(tmp_path)
+    _run(loop, 5)
+    ap = loop.controller
+    assert ap.phase.value == "commission" and ap.events() == []
