@@ -28,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from autofab.control.autopilot_parts import (
+    PHASE_CODE,
     AutopilotController,
     AutopilotSettings,
     LearnResult,
     Phase,
+    _auto_tol,
     _bounds_from,
     _build_mpc,
     _fallback_pid,
@@ -319,6 +321,13 @@ class AutopilotLoop(Controller):
         Fallback settings ``{kp, ti, td, mv, cv}``; default: SIMC from the model.
     name : str
         Loop name used in events.
+    registry : path, optional
+        Model registry folder (:class:`~autofab.learn.registry.ModelRegistry`).
+        A model validated after commissioning is stored there; at reset, a
+        stored model is adopted instead of commissioning again (the loop
+        starts in advisory, so the lifecycle still runs).
+    model : str, optional
+        Registry name of the loop's model (default: ``name``).
     """
 
     def __init__(
@@ -334,8 +343,12 @@ class AutopilotLoop(Controller):
         settings: AutopilotSettings | None = None,
         seed: int = 0,
         name: str = "loop",
+        registry: Any = None,
+        model: str | None = None,
     ) -> None:
         self.dt = float(dt)
+        self.registry = registry
+        self.model_name = model or name
         self.u_lo = np.atleast_1d(np.asarray(u_lo, dtype=np.float64))
         self.u_hi = np.atleast_1d(np.asarray(u_hi, dtype=np.float64))
         if not (np.all(np.isfinite(self.u_lo)) and np.all(np.isfinite(self.u_hi))):
@@ -371,7 +384,9 @@ class AutopilotLoop(Controller):
         CV limits from ``limits.cv_lo/cv_hi`` (else the CV tags' ranges), the
         rate limit from ``limits.mv_rate`` (per second) times the period.
         ``params`` may hold ``settings`` (an :class:`AutopilotSettings`
-        mapping), ``pid`` (fallback settings) and ``seed``.
+        mapping), ``pid`` (fallback settings), ``seed``, and ``registry``
+        (folder) plus ``model`` (name) to store the commissioned model and
+        start later runs from it.
         """
         lim = cfg.limits
         n_mv, n_cv = len(mv_tags), len(cv_tags)
@@ -384,7 +399,7 @@ class AutopilotLoop(Controller):
         rate = None
         if lim.mv_rate is not None:
             rate = pick(lim.mv_rate, [], n_mv) * float(cfg.period_s)
-        known = {"settings", "pid", "seed"}
+        known = {"settings", "pid", "seed", "registry", "model"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ConfigError(
@@ -402,6 +417,8 @@ class AutopilotLoop(Controller):
             settings=AutopilotSettings(**(params.get("settings") or {})),
             seed=int(params.get("seed", 0)),
             name=cfg.name,
+            registry=params.get("registry"),
+            model=params.get("model"),
         )
 
     @classmethod
@@ -427,8 +444,91 @@ class AutopilotLoop(Controller):
         self._identifications = 0
         self._fallbacks = 0
         self._start_commission(None, "reset")
+        self._phase_s: dict[str, float] = {}
+        self._stored: dict[str, Any] | None = self._load_stored()
+        self._saved_version: int | None = None
         self._ready = True
         return {"phase": self.phase.value}
+
+    def _load_stored(self) -> dict[str, Any] | None:
+        """The registry's latest validated model of this loop, or ``None``."""
+        if self.registry is None:
+            return None
+        from autofab.learn.base import Validation
+        from autofab.learn.registry import ModelRegistry
+
+        reg = ModelRegistry(self.registry)
+        if not reg.versions(self.model_name):
+            return None
+        meta = reg.metadata(self.model_name)
+        extra = meta.get("extra") or {}
+        if extra.get("autopilot") != 1 or not (meta.get("validation") or {}).get("passed"):
+            return None
+        model = reg.load(self.model_name, meta["version"])
+        linear = None
+        if extra.get("linear_version") is not None:
+            linear = reg.load(f"{self.model_name}.linear", int(extra["linear_version"]))
+        v = meta["validation"]
+        validation = Validation(
+            fit=np.asarray(v["fit"], dtype=np.float64),
+            nrmse=np.asarray(v["nrmse"], dtype=np.float64),
+            whiteness=float(v["whiteness"]),
+            independence=float(v["independence"]),
+            passed=bool(v["passed"]),
+            threshold=float(v.get("threshold", self.settings.fit_threshold)),
+        )
+        ident = Identified(
+            model=model,
+            validation=validation,
+            kind=str(extra.get("kind", meta["class"])),
+            scores={k: float(x) for k, x in (extra.get("scores") or {}).items()},
+            linear=linear,
+        )
+        return {
+            "ident": ident,
+            "version": int(meta["version"]),
+            "y_scale": np.asarray(extra["y_scale"], dtype=np.float64),
+            "y_span": np.asarray(extra["y_span"], dtype=np.float64),
+            "u_levels": None
+            if extra.get("u_levels") is None
+            else np.asarray(extra["u_levels"], dtype=np.float64),
+            "mismatch_tol": float(extra["mismatch_tol"]),
+        }
+
+    def _save_model(
+        self,
+        ident: Identified,
+        y_scale: FloatArray,
+        y_span: FloatArray,
+        u_arr: FloatArray,
+        tol: float,
+    ) -> None:
+        """Store a validated model with what the MPC needs to be rebuilt from it."""
+        if self.registry is None:
+            return
+        from autofab.learn.registry import ModelRegistry
+
+        reg = ModelRegistry(self.registry)
+        linear_version = None
+        if ident.linear is not None and ident.linear is not ident.model:
+            linear_version = reg.save(f"{self.model_name}.linear", ident.linear)
+        window = {"steps": int(u_arr.shape[0]), "dt_s": self.dt, "loop": self.name}
+        self._saved_version = reg.save(
+            self.model_name,
+            ident.model,
+            data_window=window,
+            validation={**ident.validation.to_dict(), "threshold": ident.validation.threshold},
+            extra={
+                "autopilot": 1,
+                "kind": ident.kind,
+                "scores": {k: float(x) for k, x in ident.scores.items()},
+                "y_scale": y_scale.tolist(),
+                "y_span": y_span.tolist(),
+                "u_levels": np.quantile(u_arr, [0.1, 0.3, 0.5, 0.7, 0.9], axis=0).tolist(),
+                "mismatch_tol": tol,
+                "linear_version": linear_version,
+            },
+        )
 
     def _event(self, t: float, to: Phase, reason: str) -> None:
         self._events.append(
@@ -461,6 +561,14 @@ class AutopilotLoop(Controller):
         """Phase changes with their reasons (oldest first)."""
         return list(self._events) if self._ready else []
 
+    def events_since(self, index: int) -> list[dict[str, Any]]:
+        """Phase changes after the first ``index`` ones (for incremental logging)."""
+        return self._events[index:] if self._ready else []
+
+    def phase_code(self) -> float:
+        """Numeric code of the current phase (:data:`PHASE_CODE`), NaN before reset."""
+        return PHASE_CODE[self.phase] if self._ready else float("nan")
+
     def report(self) -> dict[str, Any]:
         """Phase, model figures and counters for the run report."""
         out: dict[str, Any] = {
@@ -469,8 +577,15 @@ class AutopilotLoop(Controller):
             "steps": self._k if self._ready else 0,
             "identifications": self._identifications if self._ready else 0,
             "fallbacks": self._fallbacks if self._ready else 0,
+            "time_in_phase_s": dict(self._phase_s) if self._ready else {},
             "events": self.events(),
         }
+        if self.registry is not None:
+            out["registry"] = {
+                "root": str(self.registry),
+                "model": self.model_name,
+                "saved_version": getattr(self, "_saved_version", None),
+            }
         if self._ready and self._ident is not None:
             out["model"] = {
                 "kind": self._ident.kind,
@@ -507,6 +622,19 @@ class AutopilotLoop(Controller):
                 self.u_hi,
             )
             self._base = self._u.copy()
+            if self._stored is not None:
+                st, self._stored = self._stored, None
+                fit = np.round(st["ident"].validation.fit, 3).tolist()
+                self._adopt(
+                    obs.t,
+                    st["ident"],
+                    st["y_scale"],
+                    st["y_span"],
+                    st["u_levels"],
+                    st["mismatch_tol"],
+                    f"model {self.model_name} v{st['version']} from registry "
+                    f"{self.registry} ({st['ident'].kind}, held-out fit {fit})",
+                )
         elif (
             obs.u_prev is not None
             and np.all(np.isfinite(obs.u_prev))
@@ -519,6 +647,7 @@ class AutopilotLoop(Controller):
         if not np.all(np.isfinite(y)) or (
             obs.age is not None and float(np.max(obs.age)) > self.settings.stale_s
         ):
+            self._count_phase()
             self._k += 1
             if self._ctrl is not None:
                 self._ctrl.track(self._u)
@@ -527,10 +656,16 @@ class AutopilotLoop(Controller):
                 info={"fallback": "bad or stale measurement", "phase": self.phase.value},
             )
         act = self._commission(obs) if self.phase == Phase.COMMISSION else self._control(obs)
+        self._count_phase()
         self._k += 1
         self._u = np.asarray(act.u, dtype=np.float64)
         act.info["phase"] = self.phase.value
         return act
+
+    def _count_phase(self) -> None:
+        """Charge one period to the phase the loop ends the step in."""
+        key = self.phase.value
+        self._phase_s[key] = self._phase_s.get(key, 0.0) + self.dt
 
     def _commission(self, obs: Observation) -> Action:
         s = self.settings
@@ -614,28 +749,46 @@ class AutopilotLoop(Controller):
             if self._pid_only is not None:
                 self._pid_only.reset(self._u if self._u is not None else self._base)
             return
+        y_scale = np.maximum(y_arr.std(axis=0), 1e-9)
+        y_span = np.ptp(y_arr, axis=0) + 1e-12
+        tol = s.mismatch_tol if s.mismatch_tol is not None else _auto_tol(ident, s, y_scale)
+        self._save_model(ident, y_scale, y_span, u_arr, tol)
+        u_levels = np.quantile(u_arr, [0.1, 0.3, 0.5, 0.7, 0.9], axis=0)
+        self._adopt(obs.t, ident, y_scale, y_span, u_levels, tol, "validation passed")
+
+    def _adopt(
+        self,
+        t: float,
+        ident: Identified,
+        y_scale: FloatArray,
+        y_span: FloatArray,
+        u_levels: FloatArray | None,
+        tol: float,
+        reason: str,
+    ) -> None:
+        """Build the MPC and its PID fallback on ``ident`` and enter advisory."""
+        s = self.settings
         self._ident = ident
-        y_lo, y_hi = self._limits(y_arr.shape[1])
+        y_lo, y_hi = self._limits(y_scale.shape[0])
         lin = ident.model if ident.model.is_linear else ident.linear
-        pid = self.pid_params or _fallback_pid(
-            lin, self.dt, self.u_lo, self.u_hi, np.ptp(y_arr, axis=0) + 1e-12
-        )
+        pid = self.pid_params or _fallback_pid(lin, self.dt, self.u_lo, self.u_hi, y_span)
         mpc = _build_mpc(
             ident,
-            s,
+            s.model_copy(update={"mismatch_tol": tol}),
             dt=self.dt,
             u_lo=self.u_lo,
             u_hi=self.u_hi,
             y_lo=y_lo,
             y_hi=y_hi,
             du_max=self.du_max,
-            y_scale=np.maximum(y_arr.std(axis=0), 1e-9),
-            u_data=u_arr,
+            y_scale=y_scale,
+            u_data=None,
+            u_levels=u_levels,
         )
         ctrl = AutopilotController(
             mpc,
             _make_pid(pid, self.dt, self.u_lo, self.u_hi) if pid else None,
-            cv_index=list(range(y_arr.shape[1])),
+            cv_index=list(range(y_scale.shape[0])),
             sp_index=None,
             dt=self.dt,
             u_lo=self.u_lo,
@@ -649,7 +802,7 @@ class AutopilotLoop(Controller):
         self._ctrl = ctrl
         self._adv = 0
         self._bad_run = 0
-        self._event(obs.t, Phase.ADVISORY, "validation passed")
+        self._event(t, Phase.ADVISORY, reason)
 
     def _control(self, obs: Observation) -> Action:
         s = self.settings

@@ -34,6 +34,17 @@ class Phase(StrEnum):
     FALLBACK = "fallback"
 
 
+#: numeric code of each phase on the historian's ``<loop>/autopilot_phase`` tag
+PHASE_CODE: dict[Phase, float] = {
+    Phase.COMMISSION: 0.0,
+    Phase.IDENTIFY: 1.0,
+    Phase.VALIDATE: 2.0,
+    Phase.ADVISORY: 3.0,
+    Phase.AUTONOMOUS: 4.0,
+    Phase.FALLBACK: 5.0,
+}
+
+
 class AutopilotSettings(BaseModel):
     """Settings of the autopilot (experiments, identification, MPC, supervision).
 
@@ -229,6 +240,7 @@ def _build_mpc(
     y_scale: FloatArray,
     u_data: FloatArray | None,
     n_cv: int | None = None,
+    u_levels: FloatArray | None = None,
 ) -> LinearMPC | ScheduledMPC:
     kw: dict[str, Any] = {
         "dt": dt,
@@ -249,8 +261,10 @@ def _build_mpc(
         "stale_s": s.stale_s,
         "step_budget_s": s.step_budget_s,
     }
-    if ident.nonlinear and isinstance(ident.model, NARX) and u_data is not None:
-        levels = np.quantile(u_data, [0.1, 0.3, 0.5, 0.7, 0.9], axis=0)
+    if u_levels is None and u_data is not None:
+        u_levels = np.quantile(u_data, [0.1, 0.3, 0.5, 0.7, 0.9], axis=0)
+    if ident.nonlinear and isinstance(ident.model, NARX) and u_levels is not None:
+        levels = u_levels
         return ScheduledMPC.from_narx(ident.model, levels, n_cv=n_cv, **kw)
     model = ident.model if ident.model.is_linear else ident.linear
     return LinearMPC.from_model(model, **kw)

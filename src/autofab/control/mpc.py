@@ -17,7 +17,8 @@ preview); ``c`` is an optional energy cost per MV unit and step. Penalising
 moves rather than ``u`` plus the disturbance model gives offset-free tracking
 (Pannocchia and Rawlings 2003). The problem data are built once: each step
 only computes ``[q; l; u] = M v + m0`` with ``v = [x, u_prev, d, r]`` (one
-matrix-vector product) and warm-starts OSQP (Stellato et al. 2020).
+matrix-vector product) and warm-starts OSQP (Stellato et al. 2020) from the
+previous plan shifted one step ahead (:meth:`LinearMPC.shifted_plan`).
 
 A bad observation (NaN, stale), a solver failure or an overrun never raises:
 the action holds the previous MV and ``info["fallback"]`` says why; a
@@ -79,6 +80,12 @@ class LinearMPC(Controller):
         Quadratic penalty on CV-limit violations (``rho``; ``rho1 = soft_weight`` too).
     energy_cost : array_like, optional
         Linear cost per MV unit and step (e.g. price x kW per unit of MV).
+    max_iter : int
+        ADMM iteration limit; an unconverged iterate is used, clipped to the
+        MV bounds and rate, with ``info["inexact"] = True``.
+    shift_warm_start : bool
+        Warm-start each solve from the previous plan shifted one step ahead
+        (else OSQP's warm start from the previous solution as it is).
     u_offset, y_offset : array_like, optional
         Operating point of the deviation model (MV and CV units).
     y_scale : array_like, optional
@@ -120,6 +127,7 @@ class LinearMPC(Controller):
         kf_r: float = 1e-2,
         eps: float = 1e-3,
         max_iter: int = 400,
+        shift_warm_start: bool = True,
     ) -> None:
         self.a = np.atleast_2d(np.asarray(a, dtype=np.float64))
         self.b = np.atleast_2d(np.asarray(b, dtype=np.float64))
@@ -155,6 +163,7 @@ class LinearMPC(Controller):
         self.step_budget_s = float(step_budget_s)
         self.eps = float(eps)
         self.max_iter = int(max_iter)
+        self.shift_warm_start = bool(shift_warm_start)
         self.estimator = OffsetFreeEstimator(self.a, self.b, self.c, q_x=kf_q_x, q_d=kf_q_d, r=kf_r)
         self._build()
         self._ready = False
@@ -265,11 +274,18 @@ class LinearMPC(Controller):
             p[i_s:, i_s:] = 2.0 * np.diag(w)
             q0[i_s:] = self.soft_weight / self.y_scale
         rows: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]] = []
+        stages: list[int] = []  # rows per stage of each block (0: not staged)
 
         def add(
-            a_rows: FloatArray, ml: FloatArray, mu: FloatArray, l0: FloatArray, u0: FloatArray
+            a_rows: FloatArray,
+            ml: FloatArray,
+            mu: FloatArray,
+            l0: FloatArray,
+            u0: FloatArray,
+            stage_rows: int = 0,
         ) -> None:
             rows.append((a_rows, ml, mu, l0, u0))
+            stages.append(stage_rows)
 
         # 1) dynamics: x_{k+1} - A x_k - B u_{min(k, Nc-1)} = 0 ;  x_1 - B u_0 = A x0
         ad = np.zeros((n * nx, nz))
@@ -282,7 +298,7 @@ class LinearMPC(Controller):
             j = min(k, nc - 1)
             ad[rk, iu + j * nu : iu + (j + 1) * nu] = -b
         md[:nx, vx : vx + nx] = a
-        add(ad, md, md, np.zeros(n * nx), np.zeros(n * nx))
+        add(ad, md, md, np.zeros(n * nx), np.zeros(n * nx), nx)
         # 2) MV bounds
         au = np.zeros((nc * nu, nz))
         au[:, iu : iu + nc * nu] = np.eye(nc * nu)
@@ -295,6 +311,7 @@ class LinearMPC(Controller):
             zero_u,
             np.where(np.isfinite(lo_dev), lo_dev, -_INF),
             np.where(np.isfinite(hi_dev), hi_dev, _INF),
+            nu,
         )
         # 3) rate limits: u_0 - u_prev and u_i - u_{i-1}
         if np.any(np.isfinite(self.du_max)):
@@ -307,7 +324,7 @@ class LinearMPC(Controller):
                     ar[si, iu + (i - 1) * nu : iu + i * nu] = -np.eye(nu)
             mr[:nu, vu : vu + nu] = np.eye(nu)
             dmax = np.tile(np.where(np.isfinite(self.du_max), self.du_max, _INF), nc)
-            add(ar, mr, mr, -dmax, dmax)
+            add(ar, mr, mr, -dmax, dmax, nu)
         # 4) soft CV limits: C x_k + d + s >= y_lo ;  C x_k + d - s <= y_hi
         if soft:
             lo_rows = [i for i in range(ny) if np.isfinite(self.y_lo[i])]
@@ -325,9 +342,9 @@ class LinearMPC(Controller):
                     my[rk, vd + np.array(sel)] = -np.eye(ny_s)
                 bound = np.tile(lim[sel] - self.y_offset[sel], n)
                 if sign > 0:
-                    add(ay, my, np.zeros_like(my), bound, np.full(n * ny_s, _INF))
+                    add(ay, my, np.zeros_like(my), bound, np.full(n * ny_s, _INF), ny_s)
                 else:
-                    add(ay, np.zeros_like(my), my, np.full(n * ny_s, -_INF), bound)
+                    add(ay, np.zeros_like(my), my, np.full(n * ny_s, -_INF), bound, ny_s)
             a_s = np.zeros((ns, nz))
             a_s[:, i_s:] = np.eye(ns)
             add(a_s, np.zeros((ns, nv)), np.zeros((ns, nv)), np.zeros(ns), np.full(ns, _INF))
@@ -355,6 +372,24 @@ class LinearMPC(Controller):
         self._phi, self._psi = phi, psi
         self.free_response: FloatArray | None = None
         self._iu = iu
+        # shifted warm start: the plan of the previous step moved one step ahead
+        # (stage k+1 -> k, the last stage repeated), for primal z and duals y
+        perm_z = np.arange(nz)
+        perm_z[ix : ix + (n - 1) * nx] += nx
+        perm_z[iu : iu + (nc - 1) * nu] += nu
+        self._perm_z = perm_z
+        perm_y = np.arange(m)
+        start = 0
+        for blk, st in zip(rows, stages, strict=True):
+            nrows = blk[0].shape[0]
+            if st:
+                perm_y[start : start + nrows - st] += st
+            start += nrows
+        self._perm_y = perm_y
+        self._ix_last = slice(ix + (n - 1) * nx, ix + n * nx)
+        # x_{N+1} = A x_N + B u_{Nc-1} for the repeated last stage
+        self._iz_shift = np.r_[ix + (n - 1) * nx : ix + n * nx, iu + (nc - 1) * nu : iu + nc * nu]
+        self._a_bu = np.hstack([a, b])
         self._p = sp.csc_matrix(np.triu(p))
         self._a_con = sp.csc_matrix(a_con)
         self._solver: Any = None
@@ -516,7 +551,10 @@ class LinearMPC(Controller):
             solver.solve()
             inf = solver.info
             status, iters = int(inf.status_val), int(inf.iter)
-            z = solver.solution.x
+            sol = solver.solution
+            z = sol.x
+            if self.shift_warm_start and status in self._ok:
+                solver.warm_start(*self.shifted_plan(z, sol.y))
         else:  # pragma: no cover - other OSQP builds
             self._prob.update(q=qlu[:nz], l=qlu[nz : nz + m], u=qlu[nz + m :])
             res = self._prob.solve(raise_error=False)
@@ -565,6 +603,19 @@ class LinearMPC(Controller):
         own = (self._phi @ xa[: self.nx] + self._psi @ self._u_prev).reshape(self.horizon, self.ny)
         own += xa[self.nx :]
         return np.asarray(-(fr - self.y_offset - own).ravel())
+
+    def shifted_plan(self, z: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Primal ``z`` and dual ``y`` of a solution moved one step ahead.
+
+        Stage ``k + 1`` becomes stage ``k`` (states, moves and the duals of
+        every staged constraint block), the last move is repeated and the last
+        state is ``A x_N + B u_{Nc-1}``. With an exact model this plan satisfies
+        the next QP's dynamics, so the next solve starts near its optimum
+        (fewer ADMM iterations than restarting from the unshifted solution).
+        """
+        zs = z[self._perm_z]
+        zs[self._ix_last] = self._a_bu @ z[self._iz_shift]
+        return zs, y[self._perm_y]
 
     def warm_start(self, z: FloatArray) -> None:
         """Warm-start the next solve with a previous solution of the same shape."""

@@ -94,6 +94,13 @@ class LoopRunner:
         self.iae = 0.0
         self.limit_violations = 0
         self.events: list[dict[str, Any]] = []
+        # a learning controller (the autopilot) reports its lifecycle phase
+        ctrl = self.loop.controller
+        self._phase_code = getattr(ctrl, "phase_code", None)
+        self._phase_events = getattr(ctrl, "events_since", None)
+        self._n_phase_events = 0
+        self._ap_report = getattr(ctrl, "report", None) if callable(self._phase_code) else None
+        self.phase_out = f"{base}/autopilot_phase" if callable(self._phase_code) else None
 
     @property
     def guard(self) -> SafetyGuard:
@@ -117,6 +124,9 @@ class LoopRunner:
         ]
         out.append(Tag(self.mode_out, "1", 0, 2, TagKind.STATE, "0 manual, 1 advisory, 2 auto"))
         out.append(Tag(self.interventions_out, "1", 0, math.inf, TagKind.COUNTER, "guard actions"))
+        if self.phase_out is not None:
+            desc = "0 commission, 1 identify, 2 validate, 3 advisory, 4 autonomous, 5 fallback"
+            out.append(Tag(self.phase_out, "1", 0, 5, TagKind.STATE, desc))
         return out
 
     async def start_from_plant(self, read: Callable[[list[str]], Awaitable[list[float]]]) -> None:
@@ -200,6 +210,12 @@ class LoopRunner:
         out += [Sample(p, ts, v) for p, v in zip(self.proposal_out, proposed, strict=True)]
         out.append(Sample(self.mode_out, ts, MODE_CODE[decision.mode]))
         out.append(Sample(self.interventions_out, ts, float(len(self.loop.interventions))))
+        if self.phase_out is not None and self._phase_code is not None:
+            out.append(Sample(self.phase_out, ts, float(self._phase_code())))
+            if callable(self._phase_events):
+                new = self._phase_events(self._n_phase_events)
+                self._n_phase_events += len(new)
+                self.events.extend({**e, "event": "autopilot_phase"} for e in new)
         self.bus.publish_many(out)
 
     def report(self) -> dict[str, Any]:
@@ -214,4 +230,5 @@ class LoopRunner:
             "limit_violations": self.limit_violations,
             "guard_interventions": int(sum(counts.values())),
             "interventions_by_kind": dict(counts),
+            **({"autopilot": self._ap_report()} if callable(self._ap_report) else {}),
         }
