@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -194,6 +194,10 @@ class FleetManager:
         self._dist: dict[str, dict[str, float]] = {}
         self.waits_on: dict[str, str] = {}
         self.t = 0
+        self.on_pickup: Callable[[TransportRequest], None] | None = None
+        """Called when a robot has loaded (an embedding line model empties its buffer)."""
+        self.on_drop: Callable[[TransportRequest], None] | None = None
+        """Called when a robot has unloaded (an embedding line model fills its buffer)."""
 
     # ---- distances -------------------------------------------------------------------
     def dist(self, a: str, b: str) -> float:
@@ -332,20 +336,31 @@ class FleetManager:
             if lv[1] - self.pending_out[st.name] * st.lot >= st.lot:
                 self._raise(st, "out", now + (st.out_cap - lv[1]) / st.rate_per_s)
 
-    def _raise(self, st: StationModel, side: str, deadline: float) -> None:
-        n = self._count[st.name] = self._count.get(st.name, 0) + 1
-        buf = f"{st.name}.{side}"
-        dock = self._dock(buf)
-        a, b = (dock, buf) if side == "in" else (buf, dock)
-        q = TransportRequest(
-            f"{buf}#{n}", a, b, st.lot * st.kg_per_unit, self.t * self.s.dt_s, deadline, st.name
-        )
-        self.requests[q.id] = q
-        self.open.append(q)
+    def _raise(self, st: StationModel, side: Literal["in", "out"], deadline: float) -> None:
+        self.request(st.name, side, st.lot * st.kg_per_unit, deadline)
         if side == "in":
             self.pending_in[st.name] += 1
         else:
             self.pending_out[st.name] += 1
+
+    def request(
+        self, station: str, side: Literal["in", "out"], load_kg: float, deadline_s: float
+    ) -> TransportRequest:
+        """Raise a request: a lot to ``station``'s in-buffer or from its out-buffer.
+
+        The nearest warehouse dock is the other end. Returns the request (id
+        ``<station>.<side>#<n>``); it is allocated at the next step.
+        """
+        buf = f"{station}.{side}"
+        if buf not in self.floor.nodes:
+            raise ConfigError(f"fleet: station {station!r} needs buffer node {buf!r}")
+        n = self._count[buf] = self._count.get(buf, 0) + 1
+        dock = self._dock(buf)
+        a, b = (dock, buf) if side == "in" else (buf, dock)
+        q = TransportRequest(f"{buf}#{n}", a, b, load_kg, self.t * self.s.dt_s, deadline_s, station)
+        self.requests[q.id] = q
+        self.open.append(q)
+        return q
 
     # ---- events ------------------------------------------------------------------------
     def _apply(self, ev: FleetEvent) -> None:
@@ -418,19 +433,23 @@ class FleetManager:
             now = self.t * self.s.dt_s
             if action == "pickup" and r.task is not None:
                 r.loaded = True
-                if r.task.id.split("#")[0].endswith(".out") and r.task.station:
-                    st = next(x for x in self.stations if x.name == r.task.station)
+                st = self._models.get(r.task.station or "")
+                if r.task.id.split("#")[0].endswith(".out") and st is not None:
                     self.level[st.name][1] -= st.lot
                     self.pending_out[st.name] -= 1
+                if self.on_pickup is not None:
+                    self.on_pickup(r.task)
             elif action == "drop" and r.task is not None:
                 q = r.task
                 self.delivered_s[q.id] = now
-                if q.id.split("#")[0].endswith(".in") and q.station:
-                    st = next(x for x in self.stations if x.name == q.station)
+                st = self._models.get(q.station or "")
+                if q.id.split("#")[0].endswith(".in") and st is not None:
                     lv = self.level[st.name]
                     lv[0] = min(st.in_cap, lv[0] + st.lot)
                     self.pending_in[st.name] -= 1
                 r.task, r.loaded = None, False
+                if self.on_drop is not None:
+                    self.on_drop(q)
                 if r.soc < self.s.soc_low * self.spec.battery_kwh:
                     self._give_legs(r, self._after_task_legs(r))
             elif action == "charge":
@@ -642,11 +661,12 @@ class FleetManager:
                 r.busy_steps += 1
         self._move_all()
 
-    def run(self, horizon_s: float, events: Sequence[FleetEvent] = ()) -> FleetResult:
-        """Simulate ``horizon_s`` seconds; return the per-request and per-robot record."""
+    def start(self, events: Sequence[FleetEvent] = ()) -> None:
+        """Reset the run state (buffers, requests, counters) and plan the idle fleet."""
         import numpy as np
 
         rng = np.random.default_rng(self.s.seed)
+        self._models = {st.name: st for st in self.stations}
         self.level = {
             st.name: [float(rng.uniform(st.reorder + 1, st.in_cap)), 0.0] for st in self.stations
         }
@@ -661,24 +681,44 @@ class FleetManager:
         self.reopened: set[str] = set()
         self.plan_s_per_request: list[float] = []
         self.replan_s: list[float] = []
+        self.event_replan_s: list[tuple[float, str, float]] = []
         self.waits_on = {}
         self.deadlocks = 0
         self.units_out = 0.0
         self._count: dict[str, int] = {}
-        traj: dict[str, list[str]] = {r.id: [] for r in self.robots}
-        pending = sorted(events, key=lambda e: e.t_s)
-        n_steps = round(horizon_s / self.s.dt_s)
+        self.trajectory: dict[str, list[str]] = {r.id: [] for r in self.robots}
+        self.record_trajectory = True
+        self._pending = sorted(events, key=lambda e: e.t_s)
         self.t = 0
         self.replan_all()
-        for t in range(n_steps):
-            while pending and pending[0].t_s <= t * self.s.dt_s:
-                self.t = t
-                self._apply(pending.pop(0))
-            self._step(t)
+
+    def add_event(self, ev: FleetEvent) -> None:
+        """Schedule an event (applied at the first step at or after ``ev.t_s``)."""
+        self._pending.append(ev)
+        self._pending.sort(key=lambda e: e.t_s)
+
+    def advance(self) -> None:
+        """Apply due events and simulate one step (``dt_s``); ``self.t`` counts steps."""
+        t = self.t
+        while self._pending and self._pending[0].t_s <= t * self.s.dt_s:
+            self.t = t
+            ev = self._pending.pop(0)
+            t0 = time.perf_counter()
+            self._apply(ev)
+            self.event_replan_s.append((t * self.s.dt_s, ev.kind, time.perf_counter() - t0))
+        self._step(t)
+        if self.record_trajectory:
             for r in self.robots:
-                traj[r.id].append(r.node if r.edge is None else f"~{r.edge[0]}|{r.edge[1]}")
-            if t % 200 == 0:
-                self.table.prune(t - 5)
+                self.trajectory[r.id].append(
+                    r.node if r.edge is None else f"~{r.edge[0]}|{r.edge[1]}"
+                )
+        if t % 200 == 0:
+            self.table.prune(t - 5)
+        self.t = t + 1
+
+    def result(self, starved_s: dict[str, float] | None = None) -> FleetResult:
+        """The record of the run so far (``starved_s`` from an embedding line model)."""
+        horizon_s = self.t * self.s.dt_s
         return FleetResult(
             mode=self.s.mode,
             horizon_s=horizon_s,
@@ -690,11 +730,18 @@ class FleetManager:
             empty_m={r.id: r.empty_m for r in self.robots},
             loaded_m={r.id: r.loaded_m for r in self.robots},
             min_soc_kwh={r.id: min(r.min_soc, r.soc) for r in self.robots},
-            starved_s=self.starved,
+            starved_s=dict(starved_s) if starved_s is not None else self.starved,
             blocked_s=self.blocked,
-            trajectory=traj,
+            trajectory=self.trajectory,
             plan_s_per_request=self.plan_s_per_request,
             replan_s=self.replan_s,
             deadlocks=self.deadlocks,
             units_out=self.units_out,
         )
+
+    def run(self, horizon_s: float, events: Sequence[FleetEvent] = ()) -> FleetResult:
+        """Simulate ``horizon_s`` seconds; return the per-request and per-robot record."""
+        self.start(events)
+        for _ in range(round(horizon_s / self.s.dt_s)):
+            self.advance()
+        return self.result()
