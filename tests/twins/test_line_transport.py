@@ -100,11 +100,11 @@ def test_blocked_aisle_and_robot_breakdown_replan() -> None:
 
 
 def test_bad_transport_config_names_the_field() -> None:
-    with pytest.raises(ConfigError, match="params.transport.stations.oven"):
+    with pytest.raises(ConfigError, match=r"params\.transport\.stations\.oven"):
         OisLine(
             transport={**_transport(), "stations": {"oven": {"input": {"lot": 1, "capacity": 2}}}}
         )
-    with pytest.raises(ConfigError, match="robots.count"):
+    with pytest.raises(ConfigError, match=r"robots\.count"):
         OisLine(transport={**_transport(), "robots": {"count": 0}})
     plant = _line()
     with pytest.raises(ConfigError, match="u8\\|u9"):
@@ -143,6 +143,6 @@ def test_site_transport_errors_name_the_file_and_field() -> None:
     data = yaml.safe_load(site_path("ois_line").read_text(encoding="utf-8"))
     data["transport"]["robots"]["count"] = -1
     site = parse_site(yaml.safe_dump(data), "x.yaml")
-    with pytest.raises(ConfigError, match="transport.robots.count") as exc:
+    with pytest.raises(ConfigError, match=r"transport\.robots\.count") as exc:
         Runtime(site, RunSettings(duration_s=10.0, historian_path=":memory:"), source="x.yaml")
     assert "x.yaml" in str(exc.value)
