@@ -18,6 +18,7 @@ goes to a free charger and becomes available again at ``soc_high``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from typing import Literal
 from autofab.errors import ConfigError
 from autofab.plan.transport.allocation import Candidate, assign, nearest_idle
 from autofab.plan.transport.base import FloorGraph, NodeKind, RobotSpec, TransportRequest, edge_key
-from autofab.plan.transport.routing import Path, ReservationTable, StepGraph, space_time_astar
+from autofab.plan.transport.routing import Path, ReservationTable, StepGraph, windowed_astar
 
 __all__ = ["FleetEvent", "FleetManager", "FleetResult", "FleetSettings", "StationModel"]
 
@@ -56,6 +57,10 @@ class FleetSettings:
         Share of the battery that must remain after a task and the trip to a charger.
     seed : int
         Seed (start positions and request order are deterministic given it).
+    window_steps : int
+        Planned mode: conflicts are resolved ``window_steps`` ahead and each robot
+        re-plans every ``window_steps // 2`` steps while its task is under way (rolling
+        horizon, windowed cooperative A*); 0 plans every task to its end at once.
     """
 
     mode: Literal["planned", "baseline"] = "planned"
@@ -68,6 +73,7 @@ class FleetSettings:
     stall_steps: int = 30
     reserve_share: float = 0.05
     seed: int = 0
+    window_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class _Robot:
     charging: bool = False
     broken: bool = False
     waited: int = 0
+    replan_at: int | None = None
     busy_steps: int = 0
     empty_m: float = 0.0
     loaded_m: float = 0.0
@@ -148,6 +155,7 @@ class FleetResult:
     replan_s: list[float]
     deadlocks: int
     units_out: float
+    rolling_plan_s: float = 0.0
 
 
 class FleetManager:
@@ -234,13 +242,33 @@ class FleetManager:
         full: Path = [*prefix, (t0, node)]
         ok = True
         cur, tc = node, t0
+        w = self.s.window_steps
+        window_end = t0 + w if w > 0 else None
+        r.replan_at = None
         for i, (goal, service, _) in enumerate(r.legs):
             last = i == len(r.legs) - 1
-            p = space_time_astar(self.g, self.table, r.id, cur, tc, goal, None if last else service)
+            p, complete = windowed_astar(
+                self.g, self.table, r.id, cur, tc, goal, None if last else service, window_end
+            )
             if p is None:
                 ok = False
                 break
             full += p[1:]
+            if not complete:  # window reached: hold the spot, re-plan half-way
+                r.plan, r.ptr = full, 0
+                self.table.release(r.id, t_rel)
+                self.table.reserve(r.id, full, 0)
+                r.replan_at = t0 + max(1, w // 2)
+                return True
+            if window_end is not None and p[-1][0] + (0 if last else service) >= window_end:
+                if not last:
+                    self.table.reserve(r.id, p, service)
+                    full += [(s, goal) for s in range(p[-1][0] + 1, p[-1][0] + service + 1)]
+                    r.plan, r.ptr = full, 0
+                    self.table.release(r.id, t_rel)
+                    self.table.reserve(r.id, full, 0)
+                    r.replan_at = min(t0 + max(1, w // 2), p[-1][0] + service)
+                    return True
             if not last:
                 self.table.reserve(r.id, p, service)
                 full += [(s, goal) for s in range(p[-1][0] + 1, p[-1][0] + service + 1)]
@@ -296,6 +324,48 @@ class FleetManager:
                 self.table.release(r.id, t_rel)
                 self.table.reserve(r.id, [(ts, node)], 0)
         self.replan_s.append(time.perf_counter() - t_start)
+
+    def replan_some(self, robots: Sequence[_Robot]) -> None:
+        """Re-plan only ``robots`` (by priority) against everyone else's reservations.
+
+        A robot that finds no plan triggers :meth:`replan_all` with it first.
+        """
+        t_start = time.perf_counter()
+        order = sorted(
+            (r for r in robots if not r.broken),
+            key=lambda r: (
+                1 if r.loaded else 2 if r.task else 3,
+                r.task.deadline_s if r.task else math.inf,
+                r.id,
+            ),
+        )
+        for r in order:
+            self.table.release(r.id, self._start(r)[2])
+        failed = None
+        for r in order:
+            if self.s.mode == "baseline":
+                self._route_robot(r)
+            elif not self._plan_robot(r) and failed is None:
+                failed = r
+        self.replan_s.append(time.perf_counter() - t_start)
+        if failed is not None:
+            self.replan_all(first=failed.id)
+
+    def _uses(self, r: _Robot, edge: tuple[str, str] | None, node: str | None) -> bool:
+        """Whether ``r``'s remaining plan drives over ``edge`` or through ``node``."""
+        if self.s.mode == "baseline":
+            seq = [self._start(r)[0], *r.route]
+            pairs = itertools.pairwise(seq)
+            return (node is not None and node in seq) or any(
+                edge_key(a, b) == edge for a, b in pairs
+            )
+        rest = r.plan[r.ptr :]
+        if node is not None and any(n == node for _, n in rest):
+            return True
+        return edge is not None and any(
+            a != b and edge_key(a, b) == edge
+            for (_, a), (_, b) in itertools.pairwise(rest)
+        )
 
     def _give_legs(self, r: _Robot, legs: list[tuple[str, int, str]]) -> None:
         r.legs = legs
@@ -369,6 +439,16 @@ class FleetManager:
             if edge_key(u, v) not in self.floor.edges:
                 raise ConfigError(f"fleet event: no aisle {ev.target!r} (write 'u|v')")
             self.g.block_edge(u, v, ev.kind == "block")
+            k = edge_key(u, v)
+            affected = (
+                [r for r in self.robots if not r.broken and self._uses(r, k, None)]
+                if ev.kind == "block"
+                else [
+                    r
+                    for r in self.robots
+                    if not r.broken and r.legs and r.replan_at is None and r.ptr + 1 >= len(r.plan)
+                ]
+            )
         else:
             r = next((x for x in self.robots if x.id == ev.target), None)
             if r is None:
@@ -384,13 +464,22 @@ class FleetManager:
                 if r.charger:
                     r.charger = None
                 r.task, r.loaded, r.legs, r.route, r.dwell = None, False, [], [], -1
+                r.replan_at = None
                 self.g.block_node(r.node)
+                node, ts, t_rel = self._start(r)
+                self.table.release(r.id, t_rel)
+                self.table.reserve(r.id, [(ts, node)], None)
+                r.plan, r.ptr = [(ts, node)], 0
+                affected = [x for x in self.robots if x is not r and self._uses(x, None, node)]
             elif ev.kind == "repair" and r.broken:
                 r.broken = False
                 self.g.block_node(r.node, False)
                 r.legs = [(r.home, 0, "home")]
+                affected = [r]
+            else:
+                affected = []
         self._dist.clear()
-        self.replan_all()
+        self.replan_some(affected)
 
     # ---- motion ------------------------------------------------------------------------
     def _intent(self, r: _Robot) -> str | None:
@@ -535,7 +624,16 @@ class FleetManager:
         if self.s.mode == "planned":
             if stalled:
                 self.deadlocks += 1
-                self.replan_all(first=min(stalled, key=lambda r: (r.task is None, r.id)).id)
+                if self.s.window_steps > 0:  # local repair: the stalled and who crosses them
+                    spots = {self._start(r)[0] for r in stalled}
+                    near = [
+                        x
+                        for x in self.robots
+                        if x not in stalled and any(self._uses(x, None, n) for n in spots)
+                    ]
+                    self.replan_some([*stalled, *near])
+                else:
+                    self.replan_all(first=min(stalled, key=lambda r: (r.task is None, r.id)).id)
                 for r in stalled:
                     r.waited = 0
             return
@@ -644,6 +742,13 @@ class FleetManager:
         self.waits_on = {}
         self._line_step()
         self._allocate()
+        if self.s.mode == "planned" and self.s.window_steps > 0:
+            t0 = time.perf_counter()
+            for r in self.robots:
+                if r.replan_at is not None and t >= r.replan_at and not r.broken and r.legs:
+                    if not self._plan_robot(r):
+                        self.replan_all(first=r.id)
+            self.rolling_s += time.perf_counter() - t0
         for r in self.robots:
             if r.charging and r.charger == r.node:
                 r.soc = min(self.spec.battery_kwh, r.soc + self.spec.charge_kw * self.s.dt_s / 3600)
@@ -682,6 +787,7 @@ class FleetManager:
         self.plan_s_per_request: list[float] = []
         self.replan_s: list[float] = []
         self.event_replan_s: list[tuple[float, str, float]] = []
+        self.rolling_s = 0.0
         self.waits_on = {}
         self.deadlocks = 0
         self.units_out = 0.0
@@ -691,6 +797,7 @@ class FleetManager:
         self._pending = sorted(events, key=lambda e: e.t_s)
         self.t = 0
         self.replan_all()
+        self.replan_s.clear()  # the first plan of the idle fleet is no re-plan
 
     def add_event(self, ev: FleetEvent) -> None:
         """Schedule an event (applied at the first step at or after ``ev.t_s``)."""
@@ -737,6 +844,7 @@ class FleetManager:
             replan_s=self.replan_s,
             deadlocks=self.deadlocks,
             units_out=self.units_out,
+            rolling_plan_s=self.rolling_s,
         )
 
     def run(self, horizon_s: float, events: Sequence[FleetEvent] = ()) -> FleetResult:

@@ -91,6 +91,7 @@ def build_fleet(cfg: TransportConfig, station_names: Sequence[str], seed: int) -
         soc_high=cfg.soc_high,
         stall_steps=cfg.stall_steps,
         seed=seed,
+        window_steps=cfg.window_steps,
     )
     return FleetManager(build_floor(cfg, station_names), spec, settings, [])
 
@@ -119,6 +120,7 @@ def transport_block(
         "plan_ms_mean": k.plan_ms_mean,
         "plan_ms_p95": k.plan_ms_p95,
         "replan_ms_max": k.replan_ms_max,
+        "rolling_ms_per_request": res.rolling_plan_s * 1e3 / max(1, len(res.assigned_s)),
         "replans": [{"t_s": t, "event": kind, "ms": s * 1e3} for t, kind, s in fm.event_replan_s],
         "deadlocks": k.deadlocks,
         "min_soc_kwh": k.min_soc_kwh,
