@@ -32,6 +32,10 @@ from autofab.plan.transport.routing import Path, ReservationTable, StepGraph, wi
 
 __all__ = ["FleetEvent", "FleetManager", "FleetResult", "FleetSettings", "StationModel"]
 
+DOCK_QUEUE_M = 10.0
+"""Extra distance (m) per unfinished load at a warehouse dock when a dock is chosen
+(about the distance a robot drives in one load's service time)."""
+
 
 @dataclass(frozen=True)
 class FleetSettings:
@@ -223,7 +227,14 @@ class FleetManager:
         return min(self.dist(c, a) for c in self.chargers)
 
     def _dock(self, node: str) -> str:
-        return min(self.docks, key=lambda d: (self.dist(d, node), d))
+        """The dock for a load to or from ``node``.
+
+        The nearest, each unfinished load already using a dock counting as
+        ``DOCK_QUEUE_M`` metres more (spreads a busy line's loads over the docks instead
+        of queueing all robots at one).
+        """
+        busy = self._dock_busy
+        return min(self.docks, key=lambda d: (self.dist(d, node) + DOCK_QUEUE_M * busy[d], d))
 
     # ---- planning ----------------------------------------------------------------------
     def _start(self, r: _Robot) -> tuple[str, int, int]:
@@ -426,6 +437,7 @@ class FleetManager:
             raise ConfigError(f"fleet: station {station!r} needs buffer node {buf!r}")
         n = self._count[buf] = self._count.get(buf, 0) + 1
         dock = self._dock(buf)
+        self._dock_busy[dock] += 1
         a, b = (dock, buf) if side == "in" else (buf, dock)
         q = TransportRequest(f"{buf}#{n}", a, b, load_kg, self.t * self.s.dt_s, deadline_s, station)
         self.requests[q.id] = q
@@ -531,6 +543,7 @@ class FleetManager:
             elif action == "drop" and r.task is not None:
                 q = r.task
                 self.delivered_s[q.id] = now
+                self._dock_busy[q.pickup if q.pickup in self._dock_busy else q.drop] -= 1
                 st = self._models.get(q.station or "")
                 if q.id.split("#")[0].endswith(".in") and st is not None:
                     lv = self.level[st.name]
@@ -792,6 +805,7 @@ class FleetManager:
         self.deadlocks = 0
         self.units_out = 0.0
         self._count: dict[str, int] = {}
+        self._dock_busy = dict.fromkeys(self.docks, 0)
         self.trajectory: dict[str, list[str]] = {r.id: [] for r in self.robots}
         self.record_trajectory = True
         self._pending = sorted(events, key=lambda e: e.t_s)
