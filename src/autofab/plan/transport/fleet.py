@@ -213,14 +213,22 @@ class FleetManager:
 
     # ---- distances -------------------------------------------------------------------
     def dist(self, a: str, b: str) -> float:
-        """Shortest free path length (m) from ``a`` to ``b`` (inf if cut off)."""
+        """Shortest free path length (m) from ``a`` to ``b`` (inf if cut off).
+
+        Aisles are undirected, so a table from either end serves; a missing one is built
+        from ``b`` (callers pass the request's or charger's node there, a few distinct
+        nodes, while ``a`` is often wherever a robot stands).
+        """
         d = self._dist.get(a)
+        if d is not None:
+            return d.get(b, math.inf)
+        d = self._dist.get(b)
         if d is None:
             d = self.floor.distances(
-                a, frozenset(self.g.blocked_edges), frozenset(self.g.blocked_nodes - {a})
+                b, frozenset(self.g.blocked_edges), frozenset(self.g.blocked_nodes - {b})
             )
-            self._dist[a] = d
-        return d.get(b, math.inf)
+            self._dist[b] = d
+        return d.get(a, math.inf)
 
     def to_charger(self, a: str) -> float:
         """Length (m) from ``a`` to the nearest charger."""
