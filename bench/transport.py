@@ -8,7 +8,7 @@ writes ``bench/results/transport.json``.
 Every run gets the same two events: an aisle blocked from 1/3 of the horizon for 5 minutes
 and robot R1 broken down from 1/2 of the horizon for 5 minutes; the table shows the longest
 re-plan after them. Planned mode uses a rolling horizon of ``--window-grid`` steps on the
-grid floor and ``--window-line`` on the OIS line (0: whole tasks are planned at once); the
+grid floor and ``--window-line`` on the OIS line (default 16; 0: whole tasks at once); the
 rolling re-plans are timed and reported per request besides the allocation + first plan.
 
 Usage: ``PYTHONPATH=$PWD/src python bench/transport.py [--hours 1] [--fleets 5,20,50]``
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--floors", default="ois_line,grid")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--window-grid", type=int, default=16)
-    ap.add_argument("--window-line", type=int, default=0)
+    ap.add_argument("--window-line", type=int, default=16)
     a = ap.parse_args()
     rows = []
     hdr = (

@@ -126,8 +126,8 @@ class TransportConfig(_Model):
     dispatch with wait-on-conflict. ``dt_s`` is the fleet's time step (one 2 m edge at
     1 m/s per 2 s step); ``service_s`` the load/unload time; ``soc_low``/``soc_high`` the
     charging thresholds (shares of the battery); ``window_steps`` > 0 plans with a rolling
-    horizon of that many steps (large floors, many robots; 0 plans whole tasks at once, the
-    better choice on a line-sized floor); ``robot_tags`` puts each robot's state,
+    horizon of that many steps (0 plans whole tasks at once: costly re-plans with many
+    robots); ``robot_tags`` puts each robot's state,
     battery and position on the bus.
     """
 
@@ -138,7 +138,7 @@ class TransportConfig(_Model):
     soc_low: float = Field(default=0.3, gt=0, lt=1)
     soc_high: float = Field(default=0.9, gt=0, le=1)
     stall_steps: int = Field(default=30, ge=1)
-    window_steps: int = Field(default=0, ge=0)
+    window_steps: int = Field(default=16, ge=0)
     robot_tags: bool = True
     floor: FloorConfig = Field(default_factory=FloorConfig)
     robots: RobotsConfig = Field(default_factory=RobotsConfig)

@@ -77,7 +77,7 @@ class FleetSettings:
     stall_steps: int = 30
     reserve_share: float = 0.05
     seed: int = 0
-    window_steps: int = 0
+    window_steps: int = 16
 
 
 @dataclass(frozen=True)
