@@ -382,8 +382,7 @@ class FleetManager:
         if node is not None and any(n == node for _, n in rest):
             return True
         return edge is not None and any(
-            a != b and edge_key(a, b) == edge
-            for (_, a), (_, b) in itertools.pairwise(rest)
+            a != b and edge_key(a, b) == edge for (_, a), (_, b) in itertools.pairwise(rest)
         )
 
     def _give_legs(self, r: _Robot, legs: list[tuple[str, int, str]]) -> None:
