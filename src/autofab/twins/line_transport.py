@@ -205,6 +205,7 @@ class LineTransport:
         self.starved_s = dict.fromkeys(self.inputs, 0.0)
         self.blocked_s = dict.fromkeys(self.outputs, 0.0)
         self._waiting: dict[str, float] = {}
+        self._picked_ids: set[str] = set()
         self.fm.start(self.events_of(faults))
         for n in self.inputs:
             self._check_in(n)
@@ -277,6 +278,9 @@ class LineTransport:
 
     def _picked(self, q: TransportRequest) -> None:
         name, side = self._side(q)
+        if q.id in self._picked_ids:  # fetched again after a breakdown: the same lot
+            return
+        self._picked_ids.add(q.id)
         if side == "out" and name in self.outputs:
             c, b = self._out[name], self.outputs[name]
             amount = min(b.lot, c.level)
