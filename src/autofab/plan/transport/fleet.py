@@ -264,8 +264,11 @@ class FleetManager:
         w = self.s.window_steps
         window_end = t0 + w if w > 0 else None
         r.replan_at = None
-        for i, (goal, service, _) in enumerate(r.legs):
-            last = i == len(r.legs) - 1
+        # serving at the first leg's goal: its service ends at t0 already
+        serving = r.dwell > 0 and r.edge is None and bool(r.legs) and r.legs[0][0] == node
+        legs = r.legs[1:] if serving else r.legs
+        for i, (goal, service, _) in enumerate(legs):
+            last = i == len(legs) - 1
             p, complete = windowed_astar(
                 self.g, self.table, r.id, cur, tc, goal, None if last else service, window_end
             )
@@ -765,7 +768,9 @@ class FleetManager:
         if self.s.mode == "planned" and self.s.window_steps > 0:
             t0 = time.perf_counter()
             for r in self.robots:
-                if r.replan_at is not None and t >= r.replan_at and not r.broken and r.legs:
+                due = r.replan_at is not None and t >= r.replan_at
+                # also a robot that fell behind its plan (a move refused or a late service)
+                if (due or self._stuck(r)) and not r.broken and r.legs:
                     if not self._plan_robot(r):
                         self.replan_all(first=r.id)
             self.rolling_s += time.perf_counter() - t0
