@@ -32,6 +32,10 @@ from autofab.plan.transport.routing import Path, ReservationTable, StepGraph, wi
 
 __all__ = ["FleetEvent", "FleetManager", "FleetResult", "FleetSettings", "StationModel"]
 
+STUCK_REPLAN_STEPS = 2
+"""Rolling horizon: a robot off its plan re-plans at once, then at most every this many
+steps while it stays stuck (bounds the planning time in a saturated aisle)."""
+
 DOCK_QUEUE_M = 10.0
 """Extra distance (m) per unfinished load at a warehouse dock when a dock is chosen
 (about the distance a robot drives in one load's service time)."""
@@ -132,6 +136,7 @@ class _Robot:
     broken: bool = False
     waited: int = 0
     replan_at: int | None = None
+    stuck_replan: int = -(1 << 30)
     busy_steps: int = 0
     empty_m: float = 0.0
     loaded_m: float = 0.0
@@ -769,8 +774,12 @@ class FleetManager:
             t0 = time.perf_counter()
             for r in self.robots:
                 due = r.replan_at is not None and t >= r.replan_at
-                # also a robot that fell behind its plan (a move refused or a late service)
-                if (due or self._stuck(r)) and not r.broken and r.legs:
+                # also a robot that fell behind its plan (a move refused or a late service),
+                # at most every STUCK_REPLAN_STEPS steps
+                if not due and t - r.stuck_replan >= STUCK_REPLAN_STEPS and self._stuck(r):
+                    due = True
+                    r.stuck_replan = t
+                if due and not r.broken and r.legs:
                     if not self._plan_robot(r):
                         self.replan_all(first=r.id)
             self.rolling_s += time.perf_counter() - t0
