@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from rich.console import Console
 
+from autofab.cli.run import transport_table
 from autofab.errors import ConfigError
 from autofab.runtime import RunSettings, Runtime
 from autofab.site import parse_site
@@ -137,6 +139,10 @@ def test_run_report_has_transport_block(tmp_path: Path) -> None:
     assert tr["robots"] == data["transport"]["robots"]["count"]
     assert [r["event"] for r in tr["replans"]] == ["block", "unblock"]
     assert 0 < tr["area_m2"]["ratio"] < 10
+    console = Console(record=True, width=120)
+    console.print(transport_table(report))
+    text = console.export_text()
+    assert "lead time mean / p95" in text and "starvation" in text and "assembly" in text
 
 
 def test_site_transport_errors_name_the_file_and_field() -> None:
