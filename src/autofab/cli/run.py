@@ -115,6 +115,39 @@ def loop_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def transport_table(report: dict[str, Any]) -> Table:
+    """Rich table of the AMR fleet's main KPIs (the report's ``transport`` block)."""
+    tr = report["transport"]
+    table = Table(title=f"transport ({tr['robots']} robots, {tr['mode']})")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    starved = ", ".join(f"{k} {v:,.1f}" for k, v in tr["starvation_min"].items())
+    replan = max((r["ms"] for r in tr["replans"]), default=None)
+    rows = (
+        ("loads delivered / requested", f"{tr['delivered']:,} / {tr['requests']:,}"),
+        (
+            "lead time mean / p95, s",
+            f"{tr['lead_time_mean_s'] or 0:,.0f} / {tr['lead_time_p95_s'] or 0:,.0f}",
+        ),
+        ("robot utilisation", _fmt(tr["utilisation"], True)),
+        ("empty travel share", _fmt(tr["empty_travel_share"], True)),
+        ("starvation, min", starved or "-"),
+        (
+            "fleet / conveyor area, m2",
+            f"{tr['area_m2']['fleet']:,.0f} / {tr['area_m2']['conveyor']:,.0f}",
+        ),
+        (
+            "planning per request mean / p95, ms",
+            f"{tr['plan_ms_mean']:,.1f} / {tr['plan_ms_p95']:,.1f}",
+        ),
+        ("longest event re-plan, ms", "-" if replan is None else f"{replan:,.1f}"),
+        ("deadlocks", str(tr["deadlocks"])),
+    )
+    for label, cell in rows:
+        table.add_row(label, cell)
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add ``run`` to the app."""
 
@@ -182,6 +215,8 @@ def register(app: typer.Typer) -> None:
             console.print(unit_table(result))
         if result["loops"]:
             console.print(loop_table(result))
+        if result.get("transport"):
+            console.print(transport_table(result))
         console.print(
             f"simulated {result['duration_s'] / 3600:g} h in {runtime.wall_s:.1f} s wall; "
             f"deadline misses: {result['deadline_misses']}; historian: "

@@ -31,6 +31,7 @@ from autofab.historian.base import Historian
 from autofab.kpi import Tariff, UnitAccumulator, UnitTags, WorkUnitElements, compute_all
 from autofab.monitor.base import AlarmState
 from autofab.monitor.live import LiveMonitor
+from autofab.plan.transport.site import attach_transport
 from autofab.runtime.base import REPORT_SCHEMA_VERSION, RunSettings, jsonable
 from autofab.runtime.loops import LoopRunner
 from autofab.runtime.planning import PlanLink
@@ -113,7 +114,9 @@ class Runtime:
         self.clock: Clock = (
             SimClock() if self.settings.speed == "max" else RealClock(float(self.settings.speed))
         )
-        self.connectors: list[Connector] = [self._build_connector(c) for c in site.connectors]
+        self.connectors: list[Connector] = [
+            self._build_connector(c) for c in attach_transport(site, source)
+        ]
         self.tags: dict[str, Tag] = {}
         for conn in self.connectors:
             for tag in conn.tags:
@@ -548,6 +551,10 @@ class Runtime:
             report["monitor"] = self.monitor.report()
         if self.planner is not None:
             report["plan"] = self.planner.report()
+        for conn in self.connectors:
+            block = getattr(getattr(conn, "plant", None), "transport_report", lambda: None)()
+            if block is not None:
+                report["transport"] = block
         return jsonable(report)  # type: ignore[no-any-return]
 
 

@@ -65,7 +65,9 @@ finishing the part in hand; ``oven`` stops the oven conveyor); ``nozzle_clog``
 (target ``dispense``; size = fraction of needle flow lost); ``heater_ageing``
 (target an oven zone ``zone2`` or ``oven/zone2``; size = fraction of heater
 power lost); ``lamp_ageing`` (target ``uv``; size = fraction of UV intensity
-lost).
+lost). With a fleet (``transport`` parameter, the site file's ``transport:`` section,
+see :mod:`autofab.twins.line_transport`): ``aisle_block`` (target ``"u|v"``) and
+``robot_breakdown`` (target ``R0``..).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ from autofab.core.base import MachineState, Tag, TagKind
 from autofab.errors import ConfigError
 from autofab.twins.base import Fault, FloatArray, Plant
 from autofab.twins.cure_oven import CureOvenParams, OvenCore
+from autofab.twins.line_transport import TRANSPORT_FAULTS, LineTransport
 from autofab.twins.physics import (
     KELVIN,
     R_GAS,
@@ -209,6 +212,8 @@ class OisLineParams(PlantParams):
     tilt_sigma_arcmin: float = Field(default=3.0, ge=0)
     tilt_meas_arcmin: float = Field(default=0.3, ge=0)
     tilt_max_arcmin: float = Field(default=12.0, gt=0)
+    # material transport by an AMR fleet (the site file's ``transport:`` section)
+    transport: dict[str, Any] | None = None
 
 
 @dataclass
@@ -232,6 +237,10 @@ class _Station:
     busy_to_failure: float = math.inf
     forced_down: bool = False
     extra: dict[str, float] = field(default_factory=dict)
+
+    def set_state(self, state: MachineState) -> None:
+        """Set the state (used by the transport link while the station waits)."""
+        self.state = state
 
 
 class OisLine(Plant):
@@ -296,6 +305,11 @@ class OisLine(Plant):
         pitch = p.stations["oven"].cycle_s[0]
         cap = math.ceil(self.oven_p.length_m / self.oven_p.speed_m_s / min(pitch, 1e9)) + 8
         self.oven = OvenCore(self.oven_p, capacity=cap)
+        self.transport = (
+            LineTransport(p.transport, STATIONS, [s for s in STATIONS if s != "oven"])
+            if p.transport
+            else None
+        )
         self._build_tags()
         self._build_spaces()
         self._eta = np.ones(nz)
@@ -457,6 +471,8 @@ class OisLine(Plant):
                     f"electrical energy of {what}",
                 ),
             ]
+        if self.transport is not None:
+            out += self.transport.tags()
         self.tags_in = tuple(ins)
         self.tags_out = tuple(out)
 
@@ -479,7 +495,16 @@ class OisLine(Plant):
         raise ConfigError(f"ois_line: heater_ageing target {target!r}; allowed: {allowed}")
 
     def apply_fault(self, fault: Fault) -> None:
-        """Register a ``breakdown``, ``nozzle_clog``, ``heater_ageing`` or ``lamp_ageing``."""
+        """Register a ``breakdown``, ``nozzle_clog``, ``heater_ageing`` or ``lamp_ageing``.
+
+        With a fleet also ``aisle_block`` or ``robot_breakdown``.
+        """
+        if fault.kind in TRANSPORT_FAULTS and self.transport is not None:
+            self.transport.check_fault(fault)
+            self.faults.append(fault)
+            if hasattr(self, "_env"):
+                self.transport.add_fault(fault)
+            return
         super().apply_fault(fault)
         try:
             if fault.kind == "breakdown" and fault.target not in STATIONS:
@@ -586,6 +611,8 @@ class OisLine(Plant):
                 part = self._next_part()
             else:
                 part = yield inbox.get()
+            if self.transport is not None:
+                yield from self.transport.take(st.name, st.set_state)
             yield from self._setup(st, part.variant)
             yield from self._hold_while_forced(st)
             if st.name == "dispense" and env.now - self._syringe_t0 >= self._syringe_every:
@@ -599,6 +626,8 @@ class OisLine(Plant):
             st.total += 1
             st.good += int(ok)
             yield from self._fail_maybe(st, ct)
+            if ok and self.transport is not None:
+                yield from self.transport.give(st.name, st.set_state)
             if ok and outbox is not None:
                 st.state = MachineState.IDLE  # blocked if the buffer is full
                 yield outbox.put(part)
@@ -705,6 +734,13 @@ class OisLine(Plant):
         env.process(self._oven_loader(b[2]))
         env.process(self._station(sts["test"], b[3], b[4]))
         env.process(self._station(sts["pack"], b[4], None))
+        if self.transport is not None:
+            self.transport.start(
+                env,
+                int(self.np_random.integers(1 << 31)),
+                self.faults,
+                lambda name: sts[name].p.cycle_s[sts[name].variant],
+            )
         return self._observe(), {"t": self.t}
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
@@ -757,6 +793,10 @@ class OisLine(Plant):
         self.t += dt
         return self._observe(), 0.0, False, False, {"t": self.t}
 
+    def transport_report(self) -> dict[str, Any] | None:
+        """The run report's ``transport`` block, None without a fleet."""
+        return self.transport.report() if self.transport is not None else None
+
     def _line_state(self) -> MachineState:
         states = {st.state for st in self._st.values()}
         for s in (MachineState.DOWN, MachineState.SETUP, MachineState.RUNNING):
@@ -794,5 +834,7 @@ class OisLine(Plant):
             float(st["test"].good),
             sum(x.energy for x in st.values()),
         ]
+        if self.transport is not None:
+            y += self.transport.values()
         box = self.observation_space
         return clip_obs(np.asarray(y, dtype=np.float64), box.low, box.high)

@@ -18,18 +18,27 @@ goes to a free charger and becomes available again at ``soc_high``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from autofab.errors import ConfigError
 from autofab.plan.transport.allocation import Candidate, assign, nearest_idle
 from autofab.plan.transport.base import FloorGraph, NodeKind, RobotSpec, TransportRequest, edge_key
-from autofab.plan.transport.routing import Path, ReservationTable, StepGraph, space_time_astar
+from autofab.plan.transport.routing import Path, ReservationTable, StepGraph, windowed_astar
 
 __all__ = ["FleetEvent", "FleetManager", "FleetResult", "FleetSettings", "StationModel"]
+
+STUCK_REPLAN_STEPS = 2
+"""Rolling horizon: a robot off its plan re-plans at once, then at most every this many
+steps while it stays stuck (bounds the planning time in a saturated aisle)."""
+
+DOCK_QUEUE_M = 10.0
+"""Extra distance (m) per unfinished load at a warehouse dock when a dock is chosen
+(about the distance a robot drives in one load's service time)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class FleetSettings:
         Share of the battery that must remain after a task and the trip to a charger.
     seed : int
         Seed (start positions and request order are deterministic given it).
+    window_steps : int
+        Planned mode: conflicts are resolved ``window_steps`` ahead and each robot
+        re-plans every ``window_steps // 2`` steps while its task is under way (rolling
+        horizon, windowed cooperative A*); 0 plans every task to its end at once.
     """
 
     mode: Literal["planned", "baseline"] = "planned"
@@ -68,6 +81,7 @@ class FleetSettings:
     stall_steps: int = 30
     reserve_share: float = 0.05
     seed: int = 0
+    window_steps: int = 16
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,8 @@ class _Robot:
     charging: bool = False
     broken: bool = False
     waited: int = 0
+    replan_at: int | None = None
+    stuck_replan: int = -(1 << 30)
     busy_steps: int = 0
     empty_m: float = 0.0
     loaded_m: float = 0.0
@@ -148,6 +164,7 @@ class FleetResult:
     replan_s: list[float]
     deadlocks: int
     units_out: float
+    rolling_plan_s: float = 0.0
 
 
 class FleetManager:
@@ -194,24 +211,43 @@ class FleetManager:
         self._dist: dict[str, dict[str, float]] = {}
         self.waits_on: dict[str, str] = {}
         self.t = 0
+        self.on_pickup: Callable[[TransportRequest], None] | None = None
+        """Called when a robot has loaded (an embedding line model empties its buffer)."""
+        self.on_drop: Callable[[TransportRequest], None] | None = None
+        """Called when a robot has unloaded (an embedding line model fills its buffer)."""
 
     # ---- distances -------------------------------------------------------------------
     def dist(self, a: str, b: str) -> float:
-        """Shortest free path length (m) from ``a`` to ``b`` (inf if cut off)."""
+        """Shortest free path length (m) from ``a`` to ``b`` (inf if cut off).
+
+        Aisles are undirected, so a table from either end serves; a missing one is built
+        from ``b`` (callers pass the request's or charger's node there, a few distinct
+        nodes, while ``a`` is often wherever a robot stands).
+        """
         d = self._dist.get(a)
+        if d is not None:
+            return d.get(b, math.inf)
+        d = self._dist.get(b)
         if d is None:
             d = self.floor.distances(
-                a, frozenset(self.g.blocked_edges), frozenset(self.g.blocked_nodes - {a})
+                b, frozenset(self.g.blocked_edges), frozenset(self.g.blocked_nodes - {b})
             )
-            self._dist[a] = d
-        return d.get(b, math.inf)
+            self._dist[b] = d
+        return d.get(a, math.inf)
 
     def to_charger(self, a: str) -> float:
         """Length (m) from ``a`` to the nearest charger."""
         return min(self.dist(c, a) for c in self.chargers)
 
     def _dock(self, node: str) -> str:
-        return min(self.docks, key=lambda d: (self.dist(d, node), d))
+        """The dock for a load to or from ``node``.
+
+        The nearest, each unfinished load already using a dock counting as
+        ``DOCK_QUEUE_M`` metres more (spreads a busy line's loads over the docks instead
+        of queueing all robots at one).
+        """
+        busy = self._dock_busy
+        return min(self.docks, key=lambda d: (self.dist(d, node) + DOCK_QUEUE_M * busy[d], d))
 
     # ---- planning ----------------------------------------------------------------------
     def _start(self, r: _Robot) -> tuple[str, int, int]:
@@ -230,13 +266,36 @@ class FleetManager:
         full: Path = [*prefix, (t0, node)]
         ok = True
         cur, tc = node, t0
-        for i, (goal, service, _) in enumerate(r.legs):
-            last = i == len(r.legs) - 1
-            p = space_time_astar(self.g, self.table, r.id, cur, tc, goal, None if last else service)
+        w = self.s.window_steps
+        window_end = t0 + w if w > 0 else None
+        r.replan_at = None
+        # serving at the first leg's goal: its service ends at t0 already
+        serving = r.dwell > 0 and r.edge is None and bool(r.legs) and r.legs[0][0] == node
+        legs = r.legs[1:] if serving else r.legs
+        for i, (goal, service, _) in enumerate(legs):
+            last = i == len(legs) - 1
+            p, complete = windowed_astar(
+                self.g, self.table, r.id, cur, tc, goal, None if last else service, window_end
+            )
             if p is None:
                 ok = False
                 break
             full += p[1:]
+            if not complete:  # window reached: hold the spot, re-plan half-way
+                r.plan, r.ptr = full, 0
+                self.table.release(r.id, t_rel)
+                self.table.reserve(r.id, full, 0)
+                r.replan_at = t0 + max(1, w // 2)
+                return True
+            if window_end is not None and p[-1][0] + (0 if last else service) >= window_end:
+                if not last:
+                    self.table.reserve(r.id, p, service)
+                    full += [(s, goal) for s in range(p[-1][0] + 1, p[-1][0] + service + 1)]
+                    r.plan, r.ptr = full, 0
+                    self.table.release(r.id, t_rel)
+                    self.table.reserve(r.id, full, 0)
+                    r.replan_at = min(t0 + max(1, w // 2), p[-1][0] + service)
+                    return True
             if not last:
                 self.table.reserve(r.id, p, service)
                 full += [(s, goal) for s in range(p[-1][0] + 1, p[-1][0] + service + 1)]
@@ -293,6 +352,47 @@ class FleetManager:
                 self.table.reserve(r.id, [(ts, node)], 0)
         self.replan_s.append(time.perf_counter() - t_start)
 
+    def replan_some(self, robots: Sequence[_Robot]) -> None:
+        """Re-plan only ``robots`` (by priority) against everyone else's reservations.
+
+        A robot that finds no plan triggers :meth:`replan_all` with it first.
+        """
+        t_start = time.perf_counter()
+        order = sorted(
+            (r for r in robots if not r.broken),
+            key=lambda r: (
+                1 if r.loaded else 2 if r.task else 3,
+                r.task.deadline_s if r.task else math.inf,
+                r.id,
+            ),
+        )
+        for r in order:
+            self.table.release(r.id, self._start(r)[2])
+        failed = None
+        for r in order:
+            if self.s.mode == "baseline":
+                self._route_robot(r)
+            elif not self._plan_robot(r) and failed is None:
+                failed = r
+        self.replan_s.append(time.perf_counter() - t_start)
+        if failed is not None:
+            self.replan_all(first=failed.id)
+
+    def _uses(self, r: _Robot, edge: tuple[str, str] | None, node: str | None) -> bool:
+        """Whether ``r``'s remaining plan drives over ``edge`` or through ``node``."""
+        if self.s.mode == "baseline":
+            seq = [self._start(r)[0], *r.route]
+            pairs = itertools.pairwise(seq)
+            return (node is not None and node in seq) or any(
+                edge_key(a, b) == edge for a, b in pairs
+            )
+        rest = r.plan[r.ptr :]
+        if node is not None and any(n == node for _, n in rest):
+            return True
+        return edge is not None and any(
+            a != b and edge_key(a, b) == edge for (_, a), (_, b) in itertools.pairwise(rest)
+        )
+
     def _give_legs(self, r: _Robot, legs: list[tuple[str, int, str]]) -> None:
         r.legs = legs
         r.waited = 0
@@ -332,20 +432,32 @@ class FleetManager:
             if lv[1] - self.pending_out[st.name] * st.lot >= st.lot:
                 self._raise(st, "out", now + (st.out_cap - lv[1]) / st.rate_per_s)
 
-    def _raise(self, st: StationModel, side: str, deadline: float) -> None:
-        n = self._count[st.name] = self._count.get(st.name, 0) + 1
-        buf = f"{st.name}.{side}"
-        dock = self._dock(buf)
-        a, b = (dock, buf) if side == "in" else (buf, dock)
-        q = TransportRequest(
-            f"{buf}#{n}", a, b, st.lot * st.kg_per_unit, self.t * self.s.dt_s, deadline, st.name
-        )
-        self.requests[q.id] = q
-        self.open.append(q)
+    def _raise(self, st: StationModel, side: Literal["in", "out"], deadline: float) -> None:
+        self.request(st.name, side, st.lot * st.kg_per_unit, deadline)
         if side == "in":
             self.pending_in[st.name] += 1
         else:
             self.pending_out[st.name] += 1
+
+    def request(
+        self, station: str, side: Literal["in", "out"], load_kg: float, deadline_s: float
+    ) -> TransportRequest:
+        """Raise a request: a lot to ``station``'s in-buffer or from its out-buffer.
+
+        The nearest warehouse dock is the other end. Returns the request (id
+        ``<station>.<side>#<n>``); it is allocated at the next step.
+        """
+        buf = f"{station}.{side}"
+        if buf not in self.floor.nodes:
+            raise ConfigError(f"fleet: station {station!r} needs buffer node {buf!r}")
+        n = self._count[buf] = self._count.get(buf, 0) + 1
+        dock = self._dock(buf)
+        self._dock_busy[dock] += 1
+        a, b = (dock, buf) if side == "in" else (buf, dock)
+        q = TransportRequest(f"{buf}#{n}", a, b, load_kg, self.t * self.s.dt_s, deadline_s, station)
+        self.requests[q.id] = q
+        self.open.append(q)
+        return q
 
     # ---- events ------------------------------------------------------------------------
     def _apply(self, ev: FleetEvent) -> None:
@@ -354,6 +466,16 @@ class FleetManager:
             if edge_key(u, v) not in self.floor.edges:
                 raise ConfigError(f"fleet event: no aisle {ev.target!r} (write 'u|v')")
             self.g.block_edge(u, v, ev.kind == "block")
+            k = edge_key(u, v)
+            affected = (
+                [r for r in self.robots if not r.broken and self._uses(r, k, None)]
+                if ev.kind == "block"
+                else [
+                    r
+                    for r in self.robots
+                    if not r.broken and r.legs and r.replan_at is None and r.ptr + 1 >= len(r.plan)
+                ]
+            )
         else:
             r = next((x for x in self.robots if x.id == ev.target), None)
             if r is None:
@@ -369,13 +491,22 @@ class FleetManager:
                 if r.charger:
                     r.charger = None
                 r.task, r.loaded, r.legs, r.route, r.dwell = None, False, [], [], -1
+                r.replan_at = None
                 self.g.block_node(r.node)
+                node, ts, t_rel = self._start(r)
+                self.table.release(r.id, t_rel)
+                self.table.reserve(r.id, [(ts, node)], None)
+                r.plan, r.ptr = [(ts, node)], 0
+                affected = [x for x in self.robots if x is not r and self._uses(x, None, node)]
             elif ev.kind == "repair" and r.broken:
                 r.broken = False
                 self.g.block_node(r.node, False)
                 r.legs = [(r.home, 0, "home")]
+                affected = [r]
+            else:
+                affected = []
         self._dist.clear()
-        self.replan_all()
+        self.replan_some(affected)
 
     # ---- motion ------------------------------------------------------------------------
     def _intent(self, r: _Robot) -> str | None:
@@ -418,19 +549,24 @@ class FleetManager:
             now = self.t * self.s.dt_s
             if action == "pickup" and r.task is not None:
                 r.loaded = True
-                if r.task.id.split("#")[0].endswith(".out") and r.task.station:
-                    st = next(x for x in self.stations if x.name == r.task.station)
+                st = self._models.get(r.task.station or "")
+                if r.task.id.split("#")[0].endswith(".out") and st is not None:
                     self.level[st.name][1] -= st.lot
                     self.pending_out[st.name] -= 1
+                if self.on_pickup is not None:
+                    self.on_pickup(r.task)
             elif action == "drop" and r.task is not None:
                 q = r.task
                 self.delivered_s[q.id] = now
-                if q.id.split("#")[0].endswith(".in") and q.station:
-                    st = next(x for x in self.stations if x.name == q.station)
+                self._dock_busy[q.pickup if q.pickup in self._dock_busy else q.drop] -= 1
+                st = self._models.get(q.station or "")
+                if q.id.split("#")[0].endswith(".in") and st is not None:
                     lv = self.level[st.name]
                     lv[0] = min(st.in_cap, lv[0] + st.lot)
                     self.pending_in[st.name] -= 1
                 r.task, r.loaded = None, False
+                if self.on_drop is not None:
+                    self.on_drop(q)
                 if r.soc < self.s.soc_low * self.spec.battery_kwh:
                     self._give_legs(r, self._after_task_legs(r))
             elif action == "charge":
@@ -516,7 +652,16 @@ class FleetManager:
         if self.s.mode == "planned":
             if stalled:
                 self.deadlocks += 1
-                self.replan_all(first=min(stalled, key=lambda r: (r.task is None, r.id)).id)
+                if self.s.window_steps > 0:  # local repair: the stalled and who crosses them
+                    spots = {self._start(r)[0] for r in stalled}
+                    near = [
+                        x
+                        for x in self.robots
+                        if x not in stalled and any(self._uses(x, None, n) for n in spots)
+                    ]
+                    self.replan_some([*stalled, *near])
+                else:
+                    self.replan_all(first=min(stalled, key=lambda r: (r.task is None, r.id)).id)
                 for r in stalled:
                     r.waited = 0
             return
@@ -625,6 +770,19 @@ class FleetManager:
         self.waits_on = {}
         self._line_step()
         self._allocate()
+        if self.s.mode == "planned" and self.s.window_steps > 0:
+            t0 = time.perf_counter()
+            for r in self.robots:
+                due = r.replan_at is not None and t >= r.replan_at
+                # also a robot that fell behind its plan (a move refused or a late service),
+                # at most every STUCK_REPLAN_STEPS steps
+                if not due and t - r.stuck_replan >= STUCK_REPLAN_STEPS and self._stuck(r):
+                    due = True
+                    r.stuck_replan = t
+                if due and not r.broken and r.legs:
+                    if not self._plan_robot(r):
+                        self.replan_all(first=r.id)
+            self.rolling_s += time.perf_counter() - t0
         for r in self.robots:
             if r.charging and r.charger == r.node:
                 r.soc = min(self.spec.battery_kwh, r.soc + self.spec.charge_kw * self.s.dt_s / 3600)
@@ -642,11 +800,12 @@ class FleetManager:
                 r.busy_steps += 1
         self._move_all()
 
-    def run(self, horizon_s: float, events: Sequence[FleetEvent] = ()) -> FleetResult:
-        """Simulate ``horizon_s`` seconds; return the per-request and per-robot record."""
+    def start(self, events: Sequence[FleetEvent] = ()) -> None:
+        """Reset the run state (buffers, requests, counters) and plan the idle fleet."""
         import numpy as np
 
         rng = np.random.default_rng(self.s.seed)
+        self._models = {st.name: st for st in self.stations}
         self.level = {
             st.name: [float(rng.uniform(st.reorder + 1, st.in_cap)), 0.0] for st in self.stations
         }
@@ -661,24 +820,47 @@ class FleetManager:
         self.reopened: set[str] = set()
         self.plan_s_per_request: list[float] = []
         self.replan_s: list[float] = []
+        self.event_replan_s: list[tuple[float, str, float]] = []
+        self.rolling_s = 0.0
         self.waits_on = {}
         self.deadlocks = 0
         self.units_out = 0.0
         self._count: dict[str, int] = {}
-        traj: dict[str, list[str]] = {r.id: [] for r in self.robots}
-        pending = sorted(events, key=lambda e: e.t_s)
-        n_steps = round(horizon_s / self.s.dt_s)
+        self._dock_busy = dict.fromkeys(self.docks, 0)
+        self.trajectory: dict[str, list[str]] = {r.id: [] for r in self.robots}
+        self.record_trajectory = True
+        self._pending = sorted(events, key=lambda e: e.t_s)
         self.t = 0
         self.replan_all()
-        for t in range(n_steps):
-            while pending and pending[0].t_s <= t * self.s.dt_s:
-                self.t = t
-                self._apply(pending.pop(0))
-            self._step(t)
+        self.replan_s.clear()  # the first plan of the idle fleet is no re-plan
+
+    def add_event(self, ev: FleetEvent) -> None:
+        """Schedule an event (applied at the first step at or after ``ev.t_s``)."""
+        self._pending.append(ev)
+        self._pending.sort(key=lambda e: e.t_s)
+
+    def advance(self) -> None:
+        """Apply due events and simulate one step (``dt_s``); ``self.t`` counts steps."""
+        t = self.t
+        while self._pending and self._pending[0].t_s <= t * self.s.dt_s:
+            self.t = t
+            ev = self._pending.pop(0)
+            t0 = time.perf_counter()
+            self._apply(ev)
+            self.event_replan_s.append((t * self.s.dt_s, ev.kind, time.perf_counter() - t0))
+        self._step(t)
+        if self.record_trajectory:
             for r in self.robots:
-                traj[r.id].append(r.node if r.edge is None else f"~{r.edge[0]}|{r.edge[1]}")
-            if t % 200 == 0:
-                self.table.prune(t - 5)
+                self.trajectory[r.id].append(
+                    r.node if r.edge is None else f"~{r.edge[0]}|{r.edge[1]}"
+                )
+        if t % 200 == 0:
+            self.table.prune(t - 5)
+        self.t = t + 1
+
+    def result(self, starved_s: dict[str, float] | None = None) -> FleetResult:
+        """The record of the run so far (``starved_s`` from an embedding line model)."""
+        horizon_s = self.t * self.s.dt_s
         return FleetResult(
             mode=self.s.mode,
             horizon_s=horizon_s,
@@ -690,11 +872,19 @@ class FleetManager:
             empty_m={r.id: r.empty_m for r in self.robots},
             loaded_m={r.id: r.loaded_m for r in self.robots},
             min_soc_kwh={r.id: min(r.min_soc, r.soc) for r in self.robots},
-            starved_s=self.starved,
+            starved_s=dict(starved_s) if starved_s is not None else self.starved,
             blocked_s=self.blocked,
-            trajectory=traj,
+            trajectory=self.trajectory,
             plan_s_per_request=self.plan_s_per_request,
             replan_s=self.replan_s,
             deadlocks=self.deadlocks,
             units_out=self.units_out,
+            rolling_plan_s=self.rolling_s,
         )
+
+    def run(self, horizon_s: float, events: Sequence[FleetEvent] = ()) -> FleetResult:
+        """Simulate ``horizon_s`` seconds; return the per-request and per-robot record."""
+        self.start(events)
+        for _ in range(round(horizon_s / self.s.dt_s)):
+            self.advance()
+        return self.result()

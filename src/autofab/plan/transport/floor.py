@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from autofab.errors import ConfigError
@@ -13,7 +15,12 @@ PITCH_M = 2.0
 """Distance between neighbouring aisle nodes (m)."""
 
 
-def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4) -> FloorGraph:
+def ois_line_floor(
+    n_stations: int = 6,
+    n_parking: int = 20,
+    n_chargers: int = 4,
+    station_names: Sequence[str] | None = None,
+) -> FloorGraph:
     """Floor of the OIS line: warehouse, stations with in/out buffers, chargers, parking.
 
     Layout (x to the right, y up): an upper aisle at y = 0 along which the stations sit
@@ -30,7 +37,15 @@ def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4
         Parking bays (at least the fleet size: each robot has one home bay).
     n_chargers : int
         Charging spots.
+    station_names : sequence of str, optional
+        Names of the stations in flow order (buffers ``<name>.in``/``<name>.out``);
+        default ``S1``..``Sn``. Sets ``n_stations`` when given.
     """
+    names = list(station_names) if station_names is not None else []
+    if names:
+        n_stations = len(names)
+        if len(set(names)) != len(names):
+            raise ConfigError("ois_line_floor: station_names must be unique")
     if n_stations < 1 or n_parking < 1 or n_chargers < 1:
         raise ConfigError("ois_line_floor: n_stations, n_parking, n_chargers must be >= 1")
     width = max(2 * n_stations + 7, (n_parking + n_chargers + 1) // 2 + 2)
@@ -48,7 +63,7 @@ def ois_line_floor(n_stations: int = 6, n_parking: int = 20, n_chargers: int = 4
             edges.append(Edge(f"u{i}", f"m{i}", p))
             edges.append(Edge(f"m{i}", f"l{i}", p))
     for s in range(n_stations):
-        name = f"S{s + 1}"
+        name = names[s] if names else f"S{s + 1}"
         for side, dx in (("in", 4), ("out", 5)):
             i = 2 * s + dx
             bid = f"{name}.{side}"

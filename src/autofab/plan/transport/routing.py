@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from autofab.plan.transport.base import FloorGraph, edge_key
 
-__all__ = ["Path", "ReservationTable", "StepGraph", "space_time_astar"]
+__all__ = ["Path", "ReservationTable", "StepGraph", "space_time_astar", "windowed_astar"]
 
 Path = list[tuple[int, str]]
 """Keypoints ``(step, node)``: consecutive entries at the same node are waits, at
@@ -42,6 +42,9 @@ class StepGraph:
     _h: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     _version: int = 0
     _steps: dict[tuple[str, str], int] = field(default_factory=dict)
+    _nbrs: dict[str, tuple[int, list[tuple[str, int, int, tuple[str, str]]]]] = field(
+        default_factory=dict
+    )
 
     def steps(self, u: str, v: str) -> int:
         """Whole steps to drive the edge ``u``-``v``."""
@@ -65,6 +68,19 @@ class StepGraph:
         (self.blocked_nodes.add if blocked else self.blocked_nodes.discard)(n)
         self._version += 1
         self._h.clear()
+
+    def neighbours(self, u: str) -> list[tuple[str, int, int, tuple[str, str]]]:
+        """Usable moves from ``u``: ``(v, steps, capacity, edge key)``, cached per version."""
+        got = self._nbrs.get(u)
+        if got is not None and got[0] == self._version:
+            return got[1]
+        out = [
+            (v, self.steps(u, v), self.floor.edge(u, v).capacity, edge_key(u, v))
+            for v in self.floor.adj[u]
+            if self.usable(u, v)
+        ]
+        self._nbrs[u] = (self._version, out)
+        return out
 
     def usable(self, u: str, v: str) -> bool:
         """Whether a robot may drive from ``u`` to ``v``."""
@@ -104,9 +120,11 @@ class ReservationTable:
 
     def vertex_free(self, node: str, t: int, robot: str) -> bool:
         """Whether ``robot`` may be on ``node`` at step ``t``."""
-        who = self.vertex.get(node, {}).get(t)
-        if who is not None and who != robot:
-            return False
+        slot = self.vertex.get(node)
+        if slot is not None:
+            who = slot.get(t)
+            if who is not None and who != robot:
+                return False
         pk = self.park.get(node)
         return not (pk is not None and pk[0] != robot and t >= pk[1])
 
@@ -241,20 +259,55 @@ def space_time_astar(
     Path or None
         Keypoints from ``(t0, start)`` to the arrival at ``goal``, None if none found.
     """
+    path, _ = windowed_astar(
+        g, table, robot, start, t0, goal, hold, None, horizon, avoid, max_expansions
+    )
+    return path
+
+
+def windowed_astar(
+    g: StepGraph,
+    table: ReservationTable,
+    robot: str,
+    start: str,
+    t0: int,
+    goal: str,
+    hold: int | None,
+    window_end: int | None,
+    horizon: int = 300,
+    avoid: Sequence[str] = (),
+    max_expansions: int = 20000,
+) -> tuple[Path | None, bool]:
+    """Space-time A* that resolves conflicts only up to step ``window_end``.
+
+    Windowed cooperative A* (Silver 2005): the search stops at the first state popped at
+    or after ``window_end`` and returns the path to it (the state with the least arrival
+    estimate ``t + h`` there), so its cost is bounded by the window, not by the floor or
+    by goals held by others. The caller re-plans before the window runs out (rolling
+    horizon). ``window_end`` None is the unwindowed search of :func:`space_time_astar`.
+
+    Returns
+    -------
+    (Path or None, bool)
+        The path and whether it reaches ``goal`` (with the hold satisfied); a path that
+        stops at the window end returns False.
+    """
     h = g.to_goal(goal)
     if start not in h:
-        return None
+        return None, False
     avoid_set = set(avoid)
     t_max = t0 + h[start] + horizon
     expanded = 0
     start_state = (start, t0)
     parent: dict[tuple[str, int], tuple[str, int] | None] = {start_state: None}
     heap = [(t0 + h[start], -t0, start, t0)]
+    pop, push, nbrs = heapq.heappop, heapq.heappush, g.neighbours
+    vertex_free, edges = table.vertex_free, table.edge
     while heap:
-        _, _, u, t = heapq.heappop(heap)
+        _, _, u, t = pop(heap)
         expanded += 1
         if expanded > max_expansions:
-            return None
+            return None, False
         if u == goal:
             ok = (
                 table.free_from(u, t, robot)
@@ -268,26 +321,33 @@ def space_time_astar(
                     path.append((cur[1], cur[0]))
                     cur = parent[cur]
                 path.reverse()
-                return path
+                return path, True
+        if window_end is not None and t >= window_end:
+            path = []
+            cur = (u, t)
+            while cur is not None:
+                path.append((cur[1], cur[0]))
+                cur = parent[cur]
+            path.reverse()
+            return path, False
         if t >= t_max:
             continue
         # wait
-        if table.vertex_free(u, t + 1, robot):
+        if vertex_free(u, t + 1, robot):
             st = (u, t + 1)
             if st not in parent:
                 parent[st] = (u, t)
-                heapq.heappush(heap, (t + 1 + h[u], -(t + 1), u, t + 1))
-        for v in g.floor.adj[u]:
-            if v not in h or v in avoid_set or not g.usable(u, v):
+                push(heap, (t + 1 + h[u], -(t + 1), u, t + 1))
+        for v, k, cap, key in nbrs(u):
+            if v not in h or v in avoid_set:
                 continue
-            k = g.steps(u, v)
             st = (v, t + k)
             if st in parent:
                 continue
-            if not table.vertex_free(v, t + k, robot):
+            if not vertex_free(v, t + k, robot):
                 continue
-            if not table.edge_free(u, v, t, t + k, robot, g.floor.edge(u, v).capacity):
+            if key in edges and not table.edge_free(u, v, t, t + k, robot, cap):
                 continue
             parent[st] = (u, t)
-            heapq.heappush(heap, (t + k + h[v], -(t + k), v, t + k))
-    return None
+            push(heap, (t + k + h[v], -(t + k), v, t + k))
+    return None, False
