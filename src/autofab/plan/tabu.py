@@ -63,7 +63,7 @@ class JobShopTabu:
             if k + 1 < len(problem.jobs[j].operations):
                 self.jn[i] = self.index[(j, k + 1)]
         self.rng = random.Random(seed)
-        self.tenure = (8, 8 + max(4, len(problem.jobs) // 5))
+        self.tenure = (4, 10 + len(problem.jobs) // 20)
         self._load(plan)
         self.best_seq = [list(s) for s in self.seq]
         self.best = self.cmax
@@ -206,7 +206,7 @@ class JobShopTabu:
         max_iterations: int | None = None,
         stall: int = 3000,
         outside: Callable[[], tuple[int, dict[OpRef, Assignment]] | None] | None = None,
-        on_best: Callable[[int, dict[OpRef, Assignment]], None] | None = None,
+        on_best: Callable[[int, dict[OpRef, Assignment]], object] | None = None,
         stop: Callable[[], bool] = lambda: False,
     ) -> int:
         """Search until ``deadline`` (``time.perf_counter()``) or ``max_iterations``.
