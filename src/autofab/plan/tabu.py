@@ -62,6 +62,7 @@ class JobShopTabu:
                 self.jp[i] = self.index[(j, k - 1)]
             if k + 1 < len(problem.jobs[j].operations):
                 self.jn[i] = self.index[(j, k + 1)]
+        self.lasts = [i for i in range(n) if self.jn[i] < 0]
         self.rng = random.Random(seed)
         self.tenure = (4, 10 + len(problem.jobs) // 20)
         self._load(plan)
@@ -117,19 +118,63 @@ class JobShopTabu:
                     stack.append(w)
         if len(order) != n:  # pragma: no cover - swaps of critical pairs keep the graph acyclic
             raise RuntimeError("machine orders contain a cycle")
-        q = [0] * n
-        for v in reversed(order):
+        self.order = order
+        self.opos = [0] * n
+        for i, v in enumerate(order):
+            self.opos[v] = i
+        self.r = r
+        self.q = [0] * n
+        self._tails(n - 1)
+
+    def _tails(self, last: int) -> None:
+        """Tails of ``order[: last + 1]`` and the makespan (the rest are up to date)."""
+        p, q, jn, mn, order = self.p, self.q, self.jn, self.mn, self.order
+        for i in range(last, -1, -1):
+            v = order[i]
             a = jn[v]
             b = mn[v]
             x = q[a] + p[a] if a >= 0 else 0
             y = q[b] + p[b] if b >= 0 else 0
             q[v] = x if x > y else y
-        self.r, self.q = r, q
-        self.cmax = max(r[v] + p[v] for v in range(n))
+        r = self.r
+        self.cmax = max(r[v] + p[v] for v in self.lasts)
+
+    def _repair(self, u: int, v: int) -> None:
+        """Heads, tails and topological order after ``u`` -> ``v`` became ``v`` -> ``u``."""
+        order, opos, jp, mp, p, r, r0 = (
+            self.order,
+            self.opos,
+            self.jp,
+            self.mp,
+            self.p,
+            self.r,
+            self.r0,
+        )
+        pu, pv = opos[u], opos[v]
+        seg = order[pu : pv + 1]
+        marked = {u}
+        for w in seg[1:]:
+            if jp[w] in marked or mp[w] in marked:
+                marked.add(w)
+        seg = [w for w in seg if w not in marked] + [w for w in seg if w in marked]
+        order[pu : pv + 1] = seg
+        for i, w in enumerate(seg, start=pu):
+            opos[w] = i
+        for i in range(pu, self.n):
+            w = order[i]
+            x = r0[w]
+            a = jp[w]
+            if a >= 0 and r[a] + p[a] > x:
+                x = r[a] + p[a]
+            a = mp[w]
+            if a >= 0 and r[a] + p[a] > x:
+                x = r[a] + p[a]
+            r[w] = x
+        self._tails(pv)
 
     def _critical_blocks(self) -> list[list[int]]:
         r, p, jp, mp = self.r, self.p, self.jp, self.mp
-        ends = [v for v in range(self.n) if r[v] + p[v] == self.cmax and self.q[v] == 0]
+        ends = [v for v in self.lasts if r[v] + p[v] == self.cmax]
         v = ends[self.rng.randrange(len(ends))]
         path = [v]
         while True:
@@ -196,7 +241,7 @@ class JobShopTabu:
         self.mn[u] = b
         if b >= 0:
             self.mp[b] = u
-        self._times()
+        self._repair(u, v)
 
     # -- search ------------------------------------------------------------------
 
