@@ -9,7 +9,10 @@ its machine order, and re-solves that smaller model from the incumbent as a hint
 within a short limit. Equal-value moves are accepted to cross plateaus; the
 neighbourhood grows when sub-problems are solved to optimality and shrinks when
 they time out. Lexicographic objectives run one such optimisation per term,
-each bounding the previous terms at their best value.
+each bounding the previous terms at their best value. On a classical job shop
+with two or more workers (wall time), ``cpsat_lns`` instead runs a tabu search
+(:mod:`autofab.plan.tabu`) beside the full model on the other workers; they
+share solutions and the full model gives the lower bound.
 
 Both are pure functions of their inputs. With ``workers == 1`` (and
 ``time_mode`` ``"auto"``) every limit is CP-SAT deterministic time, so a seed
