@@ -167,7 +167,6 @@ class PlanLink:
         self.events: list[Event] = []
         self.replans: list[dict[str, Any]] = []
         self.initial_wall_s = math.nan
-        self.start_ts = 0.0
 
     @staticmethod
     def _trigger(
@@ -225,12 +224,8 @@ class PlanLink:
         self.agent.plan()
         self.initial_wall_s = time.perf_counter() - w0
 
-    def observe(self, t: float, bus: Bus, start_ts: float = 0.0) -> None:
-        """Check stations and predictions at runtime time ``t`` (s); repair the plan on a change.
-
-        ``start_ts`` is the timestamp of run time 0 (to date the triggering samples).
-        """
-        self.start_ts = start_ts
+    def observe(self, t: float, bus: Bus) -> None:
+        """Check stations and predictions at runtime time ``t`` (s); repair the plan on a change."""
         tu = int(t / self.unit)
         self._predictions(t, tu, bus)
         for machine, tag in self.watch.items():
@@ -267,9 +262,14 @@ class PlanLink:
     def _predictions(self, t: float, tu: int, bus: Bus) -> None:
         for trig in self.predict:
             s = bus.latest(trig.path)
-            if s is None or not math.isfinite(s.value):
+            if s is None:  # nothing published yet (an alarm that never changed state)
+                trig.clear_t = t
+                continue
+            if not math.isfinite(s.value):
                 continue
             active = trig.active(s.value)
+            if not active:
+                trig.clear_t = t
             if active == trig.fired:
                 continue
             trig.fired = active
@@ -287,8 +287,8 @@ class PlanLink:
                     "machine": self.problem.machines[trig.machine],
                     "source": trig.path,
                     "value": s.value,
-                    # run time from the sample that crossed the threshold to the repair
-                    "detected_after_s": max(0.0, t - (s.ts - self.start_ts)),
+                    # the condition became true after the last check that saw it clear
+                    "detected_within_s": t - trig.clear_t,
                     "wall_s": r.wall_s,
                     "moved": r.moved,
                     "fallback": r.fallback,
@@ -316,6 +316,7 @@ class _Trigger:
     def __init__(self, machine: int, path: str, cfg: PredictionSection) -> None:
         self.machine, self.path, self.cfg = machine, path, cfg
         self.fired = False
+        self.clear_t = 0.0  # run time of the last check that saw the condition clear, s
 
     def active(self, value: float) -> bool:
         if self.cfg.alarm is not None:

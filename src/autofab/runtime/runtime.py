@@ -398,7 +398,7 @@ class Runtime:
                 planner.start()
 
                 async def plan_job(ts: float) -> None:
-                    planner.observe(ts - self.clock.start_ts, self.bus, self.clock.start_ts)
+                    planner.observe(ts - self.clock.start_ts, self.bus)
 
                 self.scheduler.add(Job("plan", 1.0, plan_job, PRIO_CONSUMER))
             if self.monitor is not None:
