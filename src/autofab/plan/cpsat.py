@@ -437,7 +437,8 @@ class LnsScheduler(CpSatScheduler):
             on_best=lambda v, plan: shared.offer(plan, SCALE * v, 0, "tabu"),
             stop=_stop,
         )
-        solver.stop_search()
+        while not done.wait(0.05):  # a stop sent before the solve began would be lost
+            solver.stop_search()
         full.join()
         budget.charge(solver)
         stats["tabu_iterations"] = float(tabu.iterations)
