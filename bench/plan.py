@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -67,15 +68,19 @@ def run_gaps(args: argparse.Namespace, report: dict) -> None:
             prob = read_problem(path)
             r = {"family": family, "bks": bks, "solvers": {}}
             for s in solvers:
+                c0 = time.process_time()
                 sched = registry.load("scheduler", s)().solve(
                     prob, time_limit=args.time_limit, workers=args.workers, seed=args.seed
                 )
+                cpu = time.process_time() - c0
                 assert validate(prob, sched) == [], f"{name}: {s} returned an invalid schedule"
                 r["solvers"][s] = {
                     "makespan": sched.makespan,
                     "lower_bound": sched.lower_bound,
                     "status": sched.status,
                     "wall_s": round(sched.wall_s, 2),
+                    "cpu_s": round(cpu, 2),
+                    "load_1min": os.getloadavg()[0],
                     "gap_to_bks": (sched.makespan - bks) / bks,
                     "stats": sched.stats,
                 }
@@ -182,7 +187,7 @@ def main() -> None:
         "workers": args.workers,
         "seed": args.seed,
         "machine": platform.processor() or platform.machine(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
     }
     run_gaps(args, report)
     _save(args, report)

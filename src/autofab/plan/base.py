@@ -318,6 +318,12 @@ class SolverSettings(_Model):
     flow_tiebreak : bool
         For the makespan, neighbourhoods also minimise the sum of job ends
         under ``makespan <= incumbent`` (moves across plateaus).
+    tabu : bool
+        Classical job shop, makespan, two or more workers, wall-time mode: tabu
+        search (N5 neighbourhood) in one thread beside the full model on the
+        other workers, sharing solutions (``cpsat_lns``).
+    tabu_stall : int
+        Tabu iterations without a new best before a restart from the best plan.
     log : bool
         Print CP-SAT's search log.
     """
@@ -332,6 +338,8 @@ class SolverSettings(_Model):
     sub_time_s: float = Field(default=0.5, gt=0.0)
     lns_start_fraction: float = Field(default=0.08, gt=0.0, le=1.0)
     flow_tiebreak: bool = True
+    tabu: bool = True
+    tabu_stall: int = Field(default=3000, ge=1)
     log: bool = False
 
 

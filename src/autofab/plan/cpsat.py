@@ -9,7 +9,10 @@ its machine order, and re-solves that smaller model from the incumbent as a hint
 within a short limit. Equal-value moves are accepted to cross plateaus; the
 neighbourhood grows when sub-problems are solved to optimality and shrinks when
 they time out. Lexicographic objectives run one such optimisation per term,
-each bounding the previous terms at their best value.
+each bounding the previous terms at their best value. On a classical job shop
+with two or more workers (wall time), ``cpsat_lns`` instead runs a tabu search
+(:mod:`autofab.plan.tabu`) beside the full model on the other workers; they
+share solutions and the full model gives the lower bound.
 
 Both are pure functions of their inputs. With ``workers == 1`` (and
 ``time_mode`` ``"auto"``) every limit is CP-SAT deterministic time, so a seed
@@ -33,6 +36,7 @@ from autofab.errors import ConfigError, SolverError
 from autofab.plan.base import Assignment, OpRef, Problem, Schedule, SolverSettings, Violation
 from autofab.plan.dispatch import list_schedule
 from autofab.plan.model import SCALE, Built, build, default_objective
+from autofab.plan.tabu import JobShopTabu, is_job_shop
 from autofab.plan.validate import energy_cost, makespan, validate, weighted_tardiness
 
 
@@ -307,6 +311,19 @@ class LnsScheduler(CpSatScheduler):
                 hint = {(a.job, a.op): a for a in list_schedule(problem, "mwkr")}
             except ConfigError:
                 hint = None
+        if (
+            self.settings.tabu
+            and workers >= 2
+            and not budget.deterministic
+            and prev is None
+            and not bounds
+            and weights == [("makespan", 1)]
+            and hint is not None
+            and is_job_shop(problem)
+        ):
+            return self._tabu_beside_cpsat(
+                problem, weights, hint, seconds, budget, workers, rng, stats
+            )
         first = max(min(seconds, 0.5), seconds * self.settings.first_phase_fraction)
         built = build(
             problem, self.settings, previous=prev, bounds=bounds, objective=weights, hint=hint
@@ -351,6 +368,86 @@ class LnsScheduler(CpSatScheduler):
             for th in lanes:
                 th.join()
         return _Result(best.status, shared.plan, shared.value, best.bound)
+
+    def _tabu_beside_cpsat(
+        self,
+        problem: Problem,
+        weights: list[tuple[str, int]],
+        hint: dict[OpRef, Assignment],
+        seconds: float,
+        budget: _Budget,
+        workers: int,
+        rng: random.Random,
+        stats: dict[str, float],
+    ) -> _Result:
+        """Job shop: tabu search in this thread beside the full model on ``workers - 1``.
+
+        The full model proves the lower bound and finds solutions of its own
+        (it is the stronger of the two on small instances); each one is handed
+        to the tabu search, which takes it at its next restart when it is better
+        than its own best. Whichever finds the best plan, it is returned.
+        """
+        t_end = time.perf_counter() + seconds
+        for rule in ("spt", "fifo"):
+            other = {(a.job, a.op): a for a in list_schedule(problem, rule)}
+            if _cmax(other) < _cmax(hint):
+                hint = other
+        shared = _Shared(hint, SCALE * _cmax(hint), 0)
+        built = build(problem, self.settings, objective=weights, hint=hint)
+        solver = cp_model.CpSolver()
+        budget.apply(solver, seconds)
+        solver.parameters.num_workers = max(1, workers - 1)
+        solver.parameters.random_seed = rng.randrange(2**31)
+        solver.parameters.log_search_progress = self.settings.log
+        proven = [0.0]
+        status: list[Any] = [cp_model.UNKNOWN]
+        done = threading.Event()
+
+        class _Feed(cp_model.CpSolverSolutionCallback):
+            def on_solution_callback(cb) -> None:
+                proven[0] = max(proven[0], cb.best_objective_bound)
+                plan = {(a.job, a.op): a for a in built.assignments(cb)}  # type: ignore[arg-type]
+                shared.offer(plan, SCALE * _cmax(plan), 0, "cpsat")
+
+        def _full() -> None:
+            try:
+                status[0] = solver.solve(built.model, _Feed())
+            finally:
+                done.set()
+
+        full = threading.Thread(target=_full, daemon=True)
+        full.start()
+
+        def _outside() -> tuple[int, dict[OpRef, Assignment]] | None:
+            plan, value, _ = shared.get()
+            return None if plan is None or value is None else (value // SCALE, plan)
+
+        def _stop() -> bool:
+            if done.is_set() and status[0] == cp_model.OPTIMAL:
+                return True
+            _, value, _ = shared.get()
+            return value is not None and value <= max(proven[0], lb)
+
+        lb = SCALE * makespan_lower_bound(problem)
+        tabu = JobShopTabu(problem, hint, seed=rng.randrange(2**31))
+        tabu.run(
+            t_end,
+            stall=self.settings.tabu_stall,
+            outside=_outside,
+            on_best=lambda v, plan: shared.offer(plan, SCALE * v, 0, "tabu"),
+            stop=_stop,
+        )
+        while not done.wait(0.05):  # a stop sent before the solve began would be lost
+            solver.stop_search()
+        full.join()
+        budget.charge(solver)
+        stats["tabu_iterations"] = float(tabu.iterations)
+        stats["best_from_tabu"] = float(shared.sources["tabu"])
+        stats["best_from_cpsat"] = float(shared.sources["cpsat"])
+        bound = max(proven[0], solver.best_objective_bound if done.is_set() else 0.0)
+        plan, value, _ = shared.get()
+        assert plan is not None and value is not None
+        return _Result("OPTIMAL" if bound >= value else "FEASIBLE", plan, value, bound)
 
     def _flow_of(
         self, problem: Problem, weights: list[tuple[str, int]], plan: dict[OpRef, Assignment]

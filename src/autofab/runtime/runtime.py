@@ -149,6 +149,8 @@ class Runtime:
                 {u.name: u for u in self.units},
                 self.source,
                 self.settings.seed,
+                resolve=lambda ref, field: self.resolve(ref, field).path,
+                alarm_tags=self._alarm_ids(),
             )
             if site.plan
             else None
@@ -292,6 +294,19 @@ class Runtime:
             path = self._alarm_tag(alarm_id)
             self.tags[path] = Tag(path, "1", 0, len(ALARM_STATES) - 1, TagKind.ALARM, alarm_id)
         return monitor
+
+    def _alarm_ids(self) -> dict[str, str]:
+        """Monitor alarm ids, also with the tag part as the site wrote it -> state tag."""
+        out: dict[str, str] = {}
+        prefixes = [self.site.site.prefix] + [
+            c.prefix for c in self.connectors if isinstance(c, TwinConnector)
+        ]
+        for alarm_id in self.monitor.alarms.alarms if self.monitor is not None else ():
+            out[alarm_id] = self._alarm_tag(alarm_id)
+            for pre in prefixes:
+                if alarm_id.startswith(pre + "/"):
+                    out[alarm_id[len(pre) + 1 :]] = out[alarm_id]
+        return out
 
     def _alarm_tag(self, alarm_id: str) -> str:
         """Tag carrying an alarm's ISA-18.2 state code (index in ``ALARM_STATES``)."""
