@@ -47,6 +47,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "dpca": "autofab.monitor.pca:DynamicPCADetector",
         "window_pca": "autofab.monitor.pca:WindowPCADetector",
         "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
+        "fault_signature": "autofab.monitor.supervised:FaultSignatureDetector",
     },
     "scheduler": {
         "cpsat": "autofab.plan.cpsat:CpSatScheduler",

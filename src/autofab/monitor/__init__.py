@@ -20,7 +20,11 @@ from autofab.monitor.pca import (
     PCADetector,
     WindowPCADetector,
 )
-from autofab.monitor.supervised import FaultClassifier, FaultDirectionDetector
+from autofab.monitor.supervised import (
+    FaultClassifier,
+    FaultDirectionDetector,
+    FaultSignatureDetector,
+)
 
 __all__ = [
     "DETECTORS",
@@ -31,6 +35,7 @@ __all__ = [
     "DynamicPCADetector",
     "FaultClassifier",
     "FaultDirectionDetector",
+    "FaultSignatureDetector",
     "FeatureDetector",
     "PCADetector",
     "Priority",

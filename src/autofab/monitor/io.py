@@ -8,13 +8,14 @@ from typing import Any
 
 from autofab.errors import ConfigError
 from autofab.monitor.pca import DynamicPCADetector, FeatureDetector, PCADetector, WindowPCADetector
-from autofab.monitor.supervised import FaultDirectionDetector
+from autofab.monitor.supervised import FaultDirectionDetector, FaultSignatureDetector
 
 DETECTORS: dict[str, type[FeatureDetector]] = {
     "pca": PCADetector,
     "dpca": DynamicPCADetector,
     "window_pca": WindowPCADetector,
     "fault_direction": FaultDirectionDetector,
+    "fault_signature": FaultSignatureDetector,
 }
 """Detector kinds by name (the ``kind`` field of a saved model)."""
 
