@@ -48,6 +48,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "window_pca": "autofab.monitor.pca:WindowPCADetector",
         "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
         "fault_signature": "autofab.monitor.supervised:FaultSignatureDetector",
+        "cva": "autofab.monitor.cva:CVADetector",
     },
     "scheduler": {
         "cpsat": "autofab.plan.cpsat:CpSatScheduler",

@@ -7,6 +7,7 @@ from autofab.monitor.base import (
     Detector,
     Priority,
 )
+from autofab.monitor.cva import CVADetector
 from autofab.monitor.io import (
     DETECTORS,
     default_detector,
@@ -30,6 +31,7 @@ __all__ = [
     "DETECTORS",
     "AlarmEvent",
     "AlarmState",
+    "CVADetector",
     "ChartViolation",
     "Detector",
     "DynamicPCADetector",
