@@ -49,6 +49,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
         "fault_signature": "autofab.monitor.supervised:FaultSignatureDetector",
         "cva": "autofab.monitor.cva:CVADetector",
+        "signature_cva": "autofab.monitor.supervised:SignatureCVADetector",
     },
     "scheduler": {
         "cpsat": "autofab.plan.cpsat:CpSatScheduler",

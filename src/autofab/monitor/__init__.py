@@ -25,6 +25,7 @@ from autofab.monitor.supervised import (
     FaultClassifier,
     FaultDirectionDetector,
     FaultSignatureDetector,
+    SignatureCVADetector,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "FeatureDetector",
     "PCADetector",
     "Priority",
+    "SignatureCVADetector",
     "WindowPCADetector",
     "default_detector",
     "detector_from_dict",

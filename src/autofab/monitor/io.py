@@ -9,7 +9,11 @@ from typing import Any
 from autofab.errors import ConfigError
 from autofab.monitor.cva import CVADetector
 from autofab.monitor.pca import DynamicPCADetector, FeatureDetector, PCADetector, WindowPCADetector
-from autofab.monitor.supervised import FaultDirectionDetector, FaultSignatureDetector
+from autofab.monitor.supervised import (
+    FaultDirectionDetector,
+    FaultSignatureDetector,
+    SignatureCVADetector,
+)
 
 DETECTORS: dict[str, type[FeatureDetector]] = {
     "pca": PCADetector,
@@ -18,6 +22,7 @@ DETECTORS: dict[str, type[FeatureDetector]] = {
     "fault_direction": FaultDirectionDetector,
     "fault_signature": FaultSignatureDetector,
     "cva": CVADetector,
+    "signature_cva": SignatureCVADetector,
 }
 """Detector kinds by name (the ``kind`` field of a saved model)."""
 

@@ -23,8 +23,9 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from autofab.errors import ConfigError, NotFittedError
 from autofab.monitor.base import Array, as_2d, split_runs
+from autofab.monitor.cva import CVADetector
 from autofab.monitor.features import as_windows, time_features
-from autofab.monitor.pca import PCADetector, pca_core, pca_stats
+from autofab.monitor.pca import FeatureDetector, PCADetector, pca_core, pca_stats
 
 
 class FaultDirectionDetector(PCADetector):
@@ -270,3 +271,134 @@ class FaultSignatureDetector(FaultDirectionDetector):
     def example(cls, workdir: object = None) -> Self:
         """A small unfitted instance for the contract suite."""
         return cls(alpha=0.05, window=(5, 10), warmup=5, cv=3)
+
+
+class SignatureCVADetector(FeatureDetector):
+    """Union of :class:`FaultSignatureDetector` and :class:`CVADetector`, calibrated jointly.
+
+    The feature rows hold the current values, ``lags`` past rows (for CVA) and
+    the moving windows (for the signature detector); each part is fitted on
+    its own columns and the six statistics (window PCA ``T^2`` and SPE, Fisher
+    directions, signature, CVA ``T^2`` and ``Q``) share one blocked
+    cross-validation, limits at ``1 - alpha/6`` and a threshold at ``1 - alpha``
+    of the largest ratio, so the union keeps the stated false-alarm rate. CVA
+    watches the dynamics (random-variation faults), the signature part the
+    features a labelled fault moves.
+
+    Parameters
+    ----------
+    alpha : float
+        Stated false-alarm rate.
+    lags : int
+        Past rows of the CVA past vector.
+    n_states : int
+        CVA states kept.
+    window : int or sequence of int
+        Moving windows of the signature part.
+    n_components, ridge, n_signature, warmup : see :class:`FaultSignatureDetector`.
+    cv : int
+        Blocks of the blocked cross-validation that sets the limits.
+    """
+
+    kind = "signature_cva"
+
+    def __init__(
+        self,
+        alpha: float = 0.01,
+        *,
+        lags: int = 3,
+        n_states: int = 20,
+        window: int | Sequence[int] = (20, 50),
+        n_components: float = 0.9,
+        ridge: float = 0.1,
+        n_signature: int = 6,
+        warmup: int = 20,
+        cv: int = 5,
+    ) -> None:
+        super().__init__(alpha, lags=lags, window=window, cv=cv)
+        self.n_states = n_states
+        self.n_components = n_components
+        self.ridge = ridge
+        self.n_signature = n_signature
+        self.warmup = warmup
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters."""
+        return {
+            **super().get_params(),
+            "n_states": self.n_states,
+            "n_components": self.n_components,
+            "ridge": self.ridge,
+            "n_signature": self.n_signature,
+            "warmup": self.warmup,
+        }
+
+    def _parts(
+        self,
+    ) -> tuple[FaultSignatureDetector, CVADetector, NDArray[np.intp], NDArray[np.intp]]:
+        sig = FaultSignatureDetector(
+            self.alpha,
+            n_components=self.n_components,
+            window=self.window,
+            ridge=self.ridge,
+            n_signature=self.n_signature,
+            warmup=self.warmup,
+        )
+        cva = CVADetector(self.alpha, lags=self.lags, n_states=self.n_states)
+        p = int(self.n_features_in_)
+        sig.n_features_in_ = cva.n_features_in_ = p
+        h = 1 + int(self.lags)
+        n_win = 2 * len(as_windows(self.window))
+        cva_cols = np.arange(h * p, dtype=np.intp)
+        sig_cols = np.r_[np.arange(p), np.arange(h * p, (h + n_win) * p)].astype(np.intp)
+        return sig, cva, sig_cols, cva_cols
+
+    def _validate(self) -> tuple[int, tuple[int, ...]]:
+        if int(self.lags) < 1:
+            raise ConfigError(f"lags must be >= 1 for CVA, got {self.lags}", field="lags")
+        for name in ("n_states", "n_signature"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", field=name)
+        if int(self.warmup) < 0:
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}", field="warmup")
+        return super()._validate()
+
+    def _fit_core(
+        self, F: Array, A: Array, y: NDArray[np.int64], segs: list[NDArray[np.intp]]
+    ) -> dict[str, Array]:
+        sig, cva, sc, cc = self._parts()
+        st = {f"s_{k}": v for k, v in sig._fit_core(F[:, sc], A, y, segs).items()}
+        st.update({f"c_{k}": v for k, v in cva._fit_core(F[:, cc], A, y, segs).items()})
+        return st
+
+    @staticmethod
+    def _split(state: dict[str, Array]) -> tuple[dict[str, Array], dict[str, Array]]:
+        s = {k[2:]: v for k, v in state.items() if k.startswith("s_")}
+        c = {k[2:]: v for k, v in state.items() if k.startswith("c_")}
+        return s, c
+
+    def _stats(self, state: dict[str, Array], F: Array) -> Array:
+        sig, cva, sc, cc = self._parts()
+        s, c = self._split(state)
+        return np.column_stack([sig._stats(s, F[:, sc]), cva._stats(c, F[:, cc])])
+
+    def _feature_contrib(self, state: dict[str, Array], F: Array) -> Array:
+        # each row takes the contributions of the part with the larger
+        # limit-normalised statistic: the part that raised (or came closest to) the alarm
+        sig, cva, sc, cc = self._parts()
+        s, c = self._split(state)
+        ss, cs = sig._stats(s, F[:, sc]), cva._stats(c, F[:, cc])
+        m = ss.shape[1]
+        sig.limits_, cva.limits_ = self.limits_[:m], self.limits_[m:]
+        use_sig = (ss / sig.limits_).max(axis=1) >= (cs / cva.limits_).max(axis=1)
+        out = np.zeros_like(F)
+        Cs = sig._feature_contrib(s, F[:, sc])
+        Cc = cva._feature_contrib(c, F[:, cc])
+        out[:, sc] += Cs / np.maximum(Cs.sum(axis=1, keepdims=True), 1e-300) * use_sig[:, None]
+        out[:, cc] += Cc / np.maximum(Cc.sum(axis=1, keepdims=True), 1e-300) * ~use_sig[:, None]
+        return out
+
+    @classmethod
+    def example(cls, workdir: object = None) -> Self:
+        """A small unfitted instance for the contract suite."""
+        return cls(alpha=0.05, lags=2, n_states=4, window=(5, 10), warmup=5, cv=3)
