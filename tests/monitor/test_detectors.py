@@ -8,6 +8,7 @@ from autofab.monitor import (
     FaultClassifier,
     FaultDirectionDetector,
     PCADetector,
+    WindowPCADetector,
     default_detector,
     detector_from_dict,
     load_detector,
@@ -53,12 +54,13 @@ def test_json_roundtrip(tmp_path):
     assert detector_from_dict(json.loads(json.dumps(det.to_dict()))).threshold_ == det.threshold_
 
 
-def test_tep_window_pca_beats_pca_on_fault_5_and_keeps_far():
+def test_tep_window_pca_and_cva_beat_pca_on_fault_5_and_keep_far():
     X0 = _tep("d00")
     te0, te5 = _tep("d00_te"), _tep("d05_te")
     pca = PCADetector(alpha=0.01).fit(X0)
-    win = default_detector(alpha=0.01).fit(X0)
-    for det in (pca, win):
+    win = WindowPCADetector(alpha=0.01).fit(X0)
+    cva = default_detector(alpha=0.01).fit(X0)
+    for det in (pca, win, cva):
         assert det.predict(te0).mean() <= 0.06
     # fault 1 (A/C feed ratio step) is easy for both
     te1 = _tep("d01_te")
@@ -66,6 +68,8 @@ def test_tep_window_pca_beats_pca_on_fault_5_and_keeps_far():
     assert win.predict(te1)[160:].mean() > 0.95
     # windows of time context detect faults 5 and 1 no worse than plain PCA
     assert win.predict(te5)[160:].mean() >= pca.predict(te5)[160:].mean()
+    # the default (CVA) sees the compensated step of fault 5 that both miss
+    assert cva.predict(te5)[160:].mean() > 0.9
 
 
 def test_tep_fault_direction_and_classifier():

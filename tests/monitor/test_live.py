@@ -68,3 +68,26 @@ def test_live_run_alarms_spc_detector():
     assert "detector:oven" in active
     ev = mon.alarms.acknowledge("detector:oven", "op1")
     assert ev is not None and ev.user == "op1"
+
+
+@pytest.mark.parametrize("method", ["cva", "fault_signature", "signature_cva"])
+def test_live_detector_accepts_new_methods(method):
+    sec = {
+        "detectors": [
+            {"name": "d", "tags": [t.path for t in TAGS[:4]], "train_minutes": 60, "method": method}
+        ]
+    }
+    mon = LiveMonitor.from_config(sec, TAGS)
+    rng = np.random.default_rng(1)
+    mix = rng.normal(size=(2, 4))
+    f = np.zeros(2)
+    for k in range(200):
+        f = 0.8 * f + rng.normal(size=2)
+        x = f @ mix + 0.2 * rng.normal(size=4)
+        if k >= 150:
+            x[1] += 8.0
+        row = [Sample(p.path, 60.0 * k, float(v)) for p, v in zip(TAGS[:4], x, strict=True)]
+        mon.observe(60.0 * k, row)
+    det = mon.report()["detectors"]["d"]
+    assert det["fitted"] and det["error"] == ""
+    assert det["rows_flagged"] >= 40

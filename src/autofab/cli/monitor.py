@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         alpha: Annotated[float, typer.Option("--alpha", help="false-alarm rate")] = 0.01,
         method: Annotated[
-            str, typer.Option("--method", help="default, pca, dpca, window_pca")
+            str, typer.Option("--method", help="default (cva), pca, dpca, window_pca, cva, ...")
         ] = "default",
     ) -> None:
         """Fit a detector on normal data and save it as JSON."""

@@ -47,6 +47,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "dpca": "autofab.monitor.pca:DynamicPCADetector",
         "window_pca": "autofab.monitor.pca:WindowPCADetector",
         "fault_direction": "autofab.monitor.supervised:FaultDirectionDetector",
+        "fault_signature": "autofab.monitor.supervised:FaultSignatureDetector",
+        "cva": "autofab.monitor.cva:CVADetector",
+        "signature_cva": "autofab.monitor.supervised:SignatureCVADetector",
     },
     "scheduler": {
         "cpsat": "autofab.plan.cpsat:CpSatScheduler",

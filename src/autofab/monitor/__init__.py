@@ -7,6 +7,7 @@ from autofab.monitor.base import (
     Detector,
     Priority,
 )
+from autofab.monitor.cva import CVADetector
 from autofab.monitor.io import (
     DETECTORS,
     default_detector,
@@ -20,20 +21,28 @@ from autofab.monitor.pca import (
     PCADetector,
     WindowPCADetector,
 )
-from autofab.monitor.supervised import FaultClassifier, FaultDirectionDetector
+from autofab.monitor.supervised import (
+    FaultClassifier,
+    FaultDirectionDetector,
+    FaultSignatureDetector,
+    SignatureCVADetector,
+)
 
 __all__ = [
     "DETECTORS",
     "AlarmEvent",
     "AlarmState",
+    "CVADetector",
     "ChartViolation",
     "Detector",
     "DynamicPCADetector",
     "FaultClassifier",
     "FaultDirectionDetector",
+    "FaultSignatureDetector",
     "FeatureDetector",
     "PCADetector",
     "Priority",
+    "SignatureCVADetector",
     "WindowPCADetector",
     "default_detector",
     "detector_from_dict",

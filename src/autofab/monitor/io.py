@@ -7,14 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from autofab.errors import ConfigError
+from autofab.monitor.cva import CVADetector
 from autofab.monitor.pca import DynamicPCADetector, FeatureDetector, PCADetector, WindowPCADetector
-from autofab.monitor.supervised import FaultDirectionDetector
+from autofab.monitor.supervised import (
+    FaultDirectionDetector,
+    FaultSignatureDetector,
+    SignatureCVADetector,
+)
 
 DETECTORS: dict[str, type[FeatureDetector]] = {
     "pca": PCADetector,
     "dpca": DynamicPCADetector,
     "window_pca": WindowPCADetector,
     "fault_direction": FaultDirectionDetector,
+    "fault_signature": FaultSignatureDetector,
+    "cva": CVADetector,
+    "signature_cva": SignatureCVADetector,
 }
 """Detector kinds by name (the ``kind`` field of a saved model)."""
 
@@ -22,15 +30,16 @@ DETECTORS: dict[str, type[FeatureDetector]] = {
 def default_detector(alpha: float = 0.01) -> FeatureDetector:
     """The best general unsupervised detector measured on Tennessee Eastman.
 
-    Window PCA (values plus 10-sample moving mean and standard deviation) with
-    limits from blocked cross-validation; see docs/monitor.md for the figures.
+    Canonical variate analysis on the current and 3 past rows with 20 states
+    (``T^2`` and ``Q``), limits from blocked cross-validation; see
+    docs/monitor.md for the figures.
 
     Parameters
     ----------
     alpha : float
         Stated false-alarm rate (fraction of normal rows flagged).
     """
-    return WindowPCADetector(alpha=alpha, window=10)
+    return CVADetector(alpha=alpha, lags=3, n_states=20)
 
 
 def make_detector(method: str, alpha: float = 0.01, **params: Any) -> FeatureDetector:

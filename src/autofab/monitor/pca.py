@@ -41,6 +41,8 @@ class FeatureDetector(Detector):
     """
 
     kind = "feature"
+    warmup: int = 0
+    """Rows at the start of a run that are never flagged while the windows fill."""
 
     def __init__(
         self, alpha: float = 0.01, *, lags: int = 0, window: int | Sequence[int] = 0, cv: int = 5
@@ -99,6 +101,7 @@ class FeatureDetector(Detector):
         seg_of = np.concatenate([np.full(len(s), i) for i, s in enumerate(normal)])
         full = {i: time_features(A[s], lags, windows) for i, s in enumerate(normal)}
         pos_in = np.concatenate([np.arange(len(s)) for s in normal])
+        warm = int(self.warmup)
         oof = []
         for block in np.array_split(np.arange(n_norm), int(self.cv)):
             keep = np.ones(n_norm, bool)
@@ -109,6 +112,9 @@ class FeatureDetector(Detector):
                 if keep[part[0]] and len(part) > 1
             ]
             st = self._fit_core(_seg_features(A, train_segs, lags, windows), A, yy, segs)
+            block = block[pos_in[block] >= warm]
+            if len(block) == 0:
+                continue
             Fb = np.vstack([full[int(seg_of[i])][pos_in[i]] for i in block])
             oof.append(self._stats(st, Fb))
         S = np.vstack(oof)
@@ -134,8 +140,10 @@ class FeatureDetector(Detector):
         return self._stats(self.state_, self._features(X)) / self.limits_
 
     def score_samples(self, X: ArrayLike) -> Array:
-        """Largest limit-normalised statistic of each row."""
-        return np.asarray(self.statistics(X).max(axis=1), dtype=np.float64)
+        """Largest limit-normalised statistic of each row (0 for the first ``warmup`` rows)."""
+        s = np.asarray(self.statistics(X).max(axis=1), dtype=np.float64)
+        s[: int(self.warmup)] = 0.0
+        return s
 
     def contributions(self, X: ArrayLike) -> Array:
         """Share of each signal in each row's score (rows sum to 1)."""
