@@ -91,3 +91,17 @@ def test_plausibility_from_site_limits_and_bad_values_refused() -> None:
     )
     for t in range(30):  # off by default: a constant value is fine
         assert plain.filter(float(t), np.array([4.0]), ob(t, 100.0)).info["source"] == "controller"
+
+
+def test_controller_does_not_see_a_rejected_measurement() -> None:
+    from autofab.control import GuardedLoop, PIDController
+
+    pid = PIDController(kp=0.5, ti=4.0, dt=1.0, u_lo=0.0, u_hi=8.0)
+    loop = GuardedLoop(pid, guard(cv_step=2.0, cv_rate=0.1))
+    loop.reset(seed=0)
+    us = []
+    for t in range(30):
+        y = 108.0 if 10 <= t < 20 else 100.0  # a +8 spike for 10 s at the setpoint
+        d = loop.step(ob(float(t), y))
+        us.append(float(d.u[0]))
+    assert max(abs(u - us[9]) for u in us[10:]) < 1e-9  # held through, and no kick after

@@ -11,7 +11,8 @@ Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
    ``frozen_after_s``, or further than ``cv_step + cv_rate * elapsed`` from
    the last accepted value) (``bad_measurement``) or ``age > stale_after_s``
    (``stale_hold``): hold the last applied MV; after ``hold_s`` go to the
-   fallback, hold or safe value (``stale_fallback``);
+   fallback, hold or safe value (``stale_fallback``); the controllers of a
+   :class:`GuardedLoop` see NaN instead of a rejected measurement;
 4. interlocks (every mode): if any is true or cannot be evaluated, the MV
    goes to the safe value at once (rate limit bypassed, hard limits kept);
 5. otherwise project into the envelope: rate limit around the previous
