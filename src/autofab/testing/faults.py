@@ -514,6 +514,7 @@ class FaultHarness:
             step = (rate * lr.period * (1 + 1e-9) + 1e-9).tolist()
             limits.append((cvl, cvh, (lo - 1e-9).tolist(), (hi + 1e-9).tolist(), step))
         inside_since: dict[str, float | None] = {lr.name: None for lr in self.loops}
+        phase0 = self.phases()
         while self.t - t_start < seconds:
             decisions = self.tick()
             el = self.t - t_start
@@ -536,7 +537,7 @@ class FaultHarness:
                 if el <= onset:
                     continue
                 if r.fallback_s is None and (lr.name in hit or "" in hit):
-                    if _left_normal(lr, d):
+                    if _left_normal(lr, d, phase0[lr.name]):
                         r.fallback_s = el - onset
                 band = self.band[lr.name]
                 inside = all(
@@ -593,8 +594,12 @@ def _record_decisions(lr: LoopRunner) -> None:
     loop.step = step  # type: ignore[method-assign]
 
 
-def _left_normal(lr: LoopRunner, d: GuardDecision | None) -> bool:
-    """Whether the loop is no longer under its controller's normal action."""
+def _left_normal(lr: LoopRunner, d: GuardDecision | None, phase0: str = "autonomous") -> bool:
+    """Whether the loop is no longer under its controller's normal action.
+
+    ``phase0`` is the autopilot's phase when the episode started: a loop
+    already on its fallback PID leaves normal control only through the guard.
+    """
     if d is None:
         return False
     if any(str(iv.kind) in _DETECT for iv in d.interventions):
@@ -604,8 +609,8 @@ def _left_normal(lr: LoopRunner, d: GuardDecision | None) -> bool:
     ci = d.info.get("controller_info") or {}
     if ci.get("fallback") or ci.get("mpc_trusted") is False or ci.get("mpc_fallback"):
         return True
-    phase = getattr(lr.loop.controller, "phase", None)
-    return str(phase) in ("fallback", "commission")
+    phase = str(getattr(lr.loop.controller, "phase", None))
+    return phase != phase0 and phase in ("fallback", "commission")
 
 
 def random_faults(
