@@ -235,7 +235,7 @@ def main() -> None:
     with ctx.Pool(args.jobs) as pool:
         for i, r in enumerate(pool.imap_unordered(_task, tasks, chunksize=4)):
             rows.append(r)
-            if (i + 1) % 500 == 0:
+            if (i + 1) % 100 == 0:
                 el = time.perf_counter() - t1
                 print(f"  {i + 1}/{len(tasks)} episodes, {el:.0f} s", flush=True)
     t_run = time.perf_counter() - t1
