@@ -5,7 +5,9 @@ The connector plays the role of the plant's instrumentation: each
 the MV values last written (only the runtime writes, after the guard) and
 returns one sample per output tag. Sensor faults (stuck, drift, spike,
 dropout, nan) are applied here, between the plant and the bus, as a faulty
-transmitter would; process faults go to the plant.
+transmitter would; actuator faults (stuck, degraded, lag) between the written
+MV and the plant, as a faulty valve or heater would; process faults go to the
+plant.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from autofab.core.base import Quality, Sample, Tag
 from autofab.errors import ConfigError, ConnectorError
 from autofab.site.base import ConnectorConfig
 from autofab.site.loader import validate_section
-from autofab.twins.base import SENSOR_FAULTS, Fault, Plant
+from autofab.twins.base import ACTUATOR_FAULTS, SENSOR_FAULTS, Fault, Plant
 
 
 class TwinOptions(BaseModel):
@@ -104,6 +106,9 @@ class TwinConnector(SteppedConnector):
         self._u = u0.copy()
         self._sensor_faults: list[tuple[int, Fault]] = []
         self._stuck: dict[int, float] = {}
+        self._actuator_faults: list[tuple[int, Fault]] = []
+        self._u_stuck: dict[int, float] = {}
+        self._u_applied = self._u.copy()
         self._last_y: np.ndarray | None = None
         self._t0: float | None = None
         self.state = ConnectionState.DISCONNECTED
@@ -157,7 +162,20 @@ class TwinConnector(SteppedConnector):
 
         ``fault.target`` is the tag path relative to the prefix (or full).
         """
-        if fault.kind in SENSOR_FAULTS:
+        if fault.kind in ACTUATOR_FAULTS:
+            target = (
+                fault.target
+                if fault.target.startswith(self.prefix + "/")
+                else (f"{self.prefix}/{fault.target}")
+            )
+            idx = self._in_index.get(target)
+            if idx is None:
+                raise ConfigError(
+                    f"actuator fault target {fault.target!r} is not an input tag of connector "
+                    f"{self.name!r}; allowed: {', '.join(t.path for t in self.plant.tags_in)}",
+                )
+            self._actuator_faults.append((idx, fault))
+        elif fault.kind in SENSOR_FAULTS:
             target = (
                 fault.target
                 if fault.target.startswith(self.prefix + "/")
@@ -212,6 +230,34 @@ class TwinConnector(SteppedConnector):
             out[idx] = (idx, v, q)
         return out
 
+    def _actuate(self, t: float, dt: float) -> np.ndarray:
+        """MVs the plant receives at time ``t`` (s): the written ones through actuator faults."""
+        if not self._actuator_faults:
+            self._u_applied = self._u.copy()
+            return self._u_applied
+        u = self._u.copy()
+        prev = self._u_applied
+        for idx, f in self._actuator_faults:
+            if not f.active(t):
+                if f.kind == "actuator_stuck":
+                    self._u_stuck.pop(idx, None)
+                continue
+            if f.kind == "actuator_stuck":
+                held = f.params.get("value", prev[idx])
+                u[idx] = self._u_stuck.setdefault(idx, float(held))
+            elif f.kind == "actuator_degraded":
+                lo = float(self.plant.action_space.low[idx])
+                u[idx] = lo + (1.0 - f.size) * (u[idx] - lo)
+            elif f.kind == "actuator_lag" and f.size > 0:
+                u[idx] = prev[idx] + (u[idx] - prev[idx]) * (1.0 - math.exp(-dt / f.size))
+        self._u_applied = u
+        return u.copy()
+
+    @property
+    def applied_u(self) -> np.ndarray:
+        """MVs the plant received at the last step (after actuator faults)."""
+        return self._u_applied.copy()
+
     async def step(self, ts: float) -> list[Sample]:
         """Apply the written MVs, advance the plant one period, return samples."""
         if self.state is not ConnectionState.CONNECTED:
@@ -219,8 +265,9 @@ class TwinConnector(SteppedConnector):
         if self._t0 is None:
             self._t0 = ts - self.period
         y = self._last_y
+        u = self._actuate(ts - self._t0 - self.period, self.period)
         for _ in range(self._substeps):
-            y, _r, _term, _trunc, _info = self.plant.step(self._u.copy())
+            y, _r, _term, _trunc, _info = self.plant.step(u.copy())
         assert y is not None
         self._last_y = np.asarray(y, dtype=np.float64)
         t = ts - self._t0

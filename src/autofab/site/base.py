@@ -92,6 +92,11 @@ class LimitsConfig(_Model):
     limits whose violation is counted and which interlocks may use,
     ``stale_after_s`` the age after which a measurement is stale, ``hold_s``
     how long a stale or bad measurement holds the last MV before the fallback.
+    Plausibility (off unless given): ``frozen_after_s`` the time a CV may keep
+    exactly the same value while fresh (a stuck transmitter), ``cv_step`` and
+    ``cv_rate`` the largest plausible change of a CV from its last accepted
+    value, ``cv_step + cv_rate * elapsed`` (CV units, CV units/s; a spike).
+    An implausible CV is a bad measurement: hold, then fallback.
     """
 
     mv_lo: list[float] | float | None = None
@@ -101,6 +106,9 @@ class LimitsConfig(_Model):
     cv_hi: list[float] | float | None = None
     stale_after_s: float = Field(default=5.0, gt=0)
     hold_s: float = Field(default=10.0, ge=0)
+    frozen_after_s: float | None = Field(default=None, gt=0)
+    cv_step: list[float] | float | None = None
+    cv_rate: list[float] | float | None = None
 
 
 class LoopConfig(_Model):

@@ -7,10 +7,12 @@ relative (``cell/equipment/signal``); the site prefixes them with
 ``gymnasium.utils.env_checker.check_env`` passes on every plant, and the same
 seed gives the same trajectory.
 
-Sensor faults (stuck, drift, spike, dropout) are applied by the twin connector
-between plant and bus, like a real transmitter; process and actuator faults
-(nozzle clog, heater ageing, breakdowns) are applied inside the plant through
-:meth:`Plant.apply_fault`.
+Sensor faults (stuck, drift, spike, dropout, nan) are applied by the twin
+connector between plant and bus, like a real transmitter; actuator faults
+(``actuator_stuck``, ``actuator_degraded``, ``actuator_lag``) by the connector
+between the written MV and the plant, like a sticking valve or a weak heater
+contactor; process faults (nozzle clog, heater ageing, breakdowns) inside the
+plant through :meth:`Plant.apply_fault`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ FloatArray = NDArray[np.float64]
 SENSOR_FAULTS = frozenset({"stuck", "drift", "spike", "dropout", "nan"})
 """Fault kinds applied to a measured tag by the twin connector."""
 
+ACTUATOR_FAULTS = frozenset({"actuator_stuck", "actuator_degraded", "actuator_lag"})
+"""Fault kinds applied to a written MV by the twin connector.
+
+``actuator_stuck``: the plant keeps the MV it had at the fault's start (or
+``params["value"]``), whatever is written; ``actuator_degraded``: the plant
+gets ``lo + (1 - size) * (u - lo)`` (``size`` = fraction of the span lost,
+``lo`` the MV tag's low limit); ``actuator_lag``: a first-order lag of
+``size`` seconds between the written and the applied MV.
+"""
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -39,8 +51,9 @@ class Fault:
     Parameters
     ----------
     kind : str
-        ``stuck``, ``drift``, ``spike``, ``dropout``, ``nan`` (sensor faults) or
-        a plant-specific kind listed in ``Plant.supported_faults`` (for
+        ``stuck``, ``drift``, ``spike``, ``dropout``, ``nan`` (sensor faults),
+        ``actuator_stuck``, ``actuator_degraded``, ``actuator_lag`` (actuator
+        faults, target an MV tag) or a plant-specific kind listed in ``Plant.supported_faults`` (for
         example ``nozzle_clog``, ``heater_ageing``, ``breakdown``).
     target : str
         Relative tag path (sensor faults) or equipment/station name.
@@ -110,7 +123,8 @@ class Plant(gym.Env[FloatArray, FloatArray]):
     def apply_fault(self, fault: Fault) -> None:
         """Register a process/actuator fault (sensor faults belong to the connector)."""
         if fault.kind not in self.supported_faults:
-            allowed = ", ".join(sorted(self.supported_faults | SENSOR_FAULTS)) or "none"
+            every = self.supported_faults | SENSOR_FAULTS | ACTUATOR_FAULTS
+            allowed = ", ".join(sorted(every)) or "none"
             raise ConfigError(
                 f"{type(self).__name__} does not support fault {fault.kind!r}; allowed: {allowed}",
             )

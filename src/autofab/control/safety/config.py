@@ -104,6 +104,9 @@ def guard_from_loop_config(
             y_lo=[tg.lo for tg in cv_tags] or None,
             y_hi=[tg.hi for tg in cv_tags] or None,
             period_s=cfg.period_s,
+            frozen_after_s=lim.frozen_after_s,
+            cv_step=None if lim.cv_step is None else vec("cv_step", lim.cv_step, ncv, 0.0),
+            cv_rate=None if lim.cv_rate is None else vec("cv_rate", lim.cv_rate, ncv, 0.0),
         )
     except ConfigError as exc:
         if exc.field:

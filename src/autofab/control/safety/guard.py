@@ -7,9 +7,12 @@ Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
 2. reject a proposal that is not finite or has the wrong shape
    (``invalid_action``): hold the last applied MV;
 3. measurement check (not in MANUAL): non-finite ``y``/``sp``, ``y`` outside its
-   instrument range (``bad_measurement``) or ``age > stale_after_s``
+   instrument range, ``y`` implausible (frozen for longer than
+   ``frozen_after_s``, or further than ``cv_step + cv_rate * elapsed`` from
+   the last accepted value) (``bad_measurement``) or ``age > stale_after_s``
    (``stale_hold``): hold the last applied MV; after ``hold_s`` go to the
-   fallback, hold or safe value (``stale_fallback``);
+   fallback, hold or safe value (``stale_fallback``); the controllers of a
+   :class:`GuardedLoop` see NaN instead of a rejected measurement;
 4. interlocks (every mode): if any is true or cannot be evaluated, the MV
    goes to the safe value at once (rate limit bypassed, hard limits kept);
 5. otherwise project into the envelope: rate limit around the previous
@@ -20,6 +23,7 @@ Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import Counter
@@ -100,6 +104,14 @@ class SafetyGuard:
         Instrument range of the CVs; a measurement outside is bad.
     period_s : float, optional
         Loop period, s: the rate-limit interval of the first step.
+    frozen_after_s : float, optional
+        A fresh CV that keeps exactly the same value for longer than this is
+        a stuck transmitter (bad measurement), s; ``None``: not checked.
+    cv_step, cv_rate : float or sequence, optional
+        A CV further than ``cv_step + cv_rate * elapsed`` from its last
+        accepted value (``elapsed`` s since then) is implausible (a spike or
+        a jump no process makes), CV units and CV units/s; ``None``: not
+        checked. A real step is accepted once the allowance has grown to it.
     """
 
     def __init__(
@@ -119,6 +131,9 @@ class SafetyGuard:
         y_lo: float | Sequence[float] | FloatArray | None = None,
         y_hi: float | Sequence[float] | FloatArray | None = None,
         period_s: float | None = None,
+        frozen_after_s: float | None = None,
+        cv_step: float | Sequence[float] | FloatArray | None = None,
+        cv_rate: float | Sequence[float] | FloatArray | None = None,
     ) -> None:
         self.envelope = envelope
         self.name = name
@@ -133,6 +148,18 @@ class SafetyGuard:
             raise ConfigError(f"loop {name}: fallback={fallback!r}; allowed: 'hold', 'safe_value'")
         if period_s is not None and not (math.isfinite(period_s) and period_s > 0):
             raise ConfigError(f"loop {name}: period_s={period_s} must be finite and > 0 s")
+        if frozen_after_s is not None and not (frozen_after_s > 0):
+            raise ConfigError(f"loop {name}: frozen_after_s={frozen_after_s} must be > 0 s")
+        if cv_rate is not None and cv_step is None:
+            cv_step = 0.0
+        if cv_step is not None and cv_rate is None:
+            cv_rate = 0.0
+        for what, v in (("cv_step", cv_step), ("cv_rate", cv_rate)):
+            if v is not None and not np.all(_arr(v) >= 0):
+                raise ConfigError(f"loop {name}: {what}={_floats(v)} must be >= 0")
+        self.frozen_after_s = None if frozen_after_s is None else float(frozen_after_s)
+        self._cv_step = None if cv_step is None else _floats(cv_step)
+        self._cv_rate = None if cv_rate is None else _floats(cv_rate)
         self.stale_after_s = float(stale_after_s)
         self.hold_s = float(hold_s)
         self.fallback = fallback
@@ -185,6 +212,10 @@ class SafetyGuard:
         self._t_last: float | None = None
         self._wrote_last = False
         self._bad_since: float | None = None
+        self._y_seen: list[float] | None = None  # last value of each CV
+        self._y_changed: list[float] = []  # when each CV last changed, s
+        self._y_good: list[float] | None = None  # last accepted CV values
+        self._t_good = 0.0
 
     @property
     def mode(self) -> LoopMode:
@@ -259,7 +290,46 @@ class SafetyGuard:
                 return up
         return self._u_last
 
-    def _measurement_problem(self, obs: Observation) -> tuple[InterventionKind, str] | None:
+    def _plausibility(self, t: float, y: list[float]) -> str | None:
+        """Why ``y`` (finite, fresh) is implausible at ``t``, or ``None``."""
+        why = None
+        if self.frozen_after_s is not None:
+            seen = self._y_seen
+            if seen is None or len(seen) != len(y):
+                self._y_changed = [t] * len(y)
+            else:
+                for i, (v, w) in enumerate(zip(y, seen, strict=True)):
+                    if v != w:
+                        self._y_changed[i] = t
+                    elif t - self._y_changed[i] > self.frozen_after_s:
+                        why = (
+                            f"measurement frozen: y[{i}]={v:.6g} unchanged for "
+                            f"{t - self._y_changed[i]:g} s > "
+                            f"frozen_after_s={self.frozen_after_s:g} s"
+                        )
+            self._y_seen = list(y)
+        good = self._y_good
+        if why is None and self._cv_step is not None and good is not None and len(good) == len(y):
+            step = _per_value(self._cv_step, len(y))
+            rate = _per_value(self._cv_rate, len(y))
+            if step is not None and rate is not None:
+                el = max(t - self._t_good, 0.0)
+                for i, (v, g) in enumerate(zip(y, good, strict=True)):
+                    allow = step[i] + rate[i] * el
+                    if abs(v - g) > allow:
+                        why = (
+                            f"measurement implausible: y[{i}]={v:.6g} moved {v - g:+.6g} from "
+                            f"the last accepted {g:.6g} in {el:g} s (> cv_step + cv_rate*dt = "
+                            f"{allow:.6g})"
+                        )
+                        break
+        if why is None and self._cv_step is not None:
+            self._y_good, self._t_good = list(y), t
+        return why
+
+    def _measurement_problem(
+        self, obs: Observation, t: float | None = None
+    ) -> tuple[InterventionKind, str] | None:
         y = _floats(obs.y)
         if not all(map(math.isfinite, y)):
             return K.BAD_MEASUREMENT, f"measurement not finite: y={_fmt(y)}"
@@ -281,6 +351,10 @@ class SafetyGuard:
                 return K.STALE_HOLD, (
                     f"measurement stale: age={_fmt(age)} s > stale_after_s={self.stale_after_s:g} s"
                 )
+        if t is not None and (self.frozen_after_s is not None or self._cv_step is not None):
+            why = self._plausibility(t, y)
+            if why is not None:
+                return K.BAD_MEASUREMENT, why
         return None
 
     def filter(
@@ -362,7 +436,7 @@ class SafetyGuard:
         else:
             target = prop
         # 2. measurement: track the timer in every mode, act only when not MANUAL
-        problem = self._measurement_problem(obs)
+        problem = self._measurement_problem(obs, t)
         if problem is None:
             self._bad_since = None
         else:
@@ -638,7 +712,14 @@ class GuardedLoop:
             raise NotFittedError(f"GuardedLoop {self.name!r}: step called before reset()")
         t = float(obs.t)
         ivs: list[Intervention] = []
-        act, elapsed = self._run(self.controller, obs, t, ivs)
+        # a measurement the guard rejects (not finite, out of range, stale,
+        # frozen, implausible) is not shown to the controllers: they see NaN
+        # and hold their state, so no proportional kick or integrator wind-up
+        # from a lying sensor follows the end of the fault
+        ctrl_obs = obs
+        if self.guard._measurement_problem(obs, t) is not None:
+            ctrl_obs = dataclasses.replace(obs, y=np.full(np.shape(obs.y), np.nan))
+        act, elapsed = self._run(self.controller, ctrl_obs, t, ivs)
         why: tuple[InterventionKind, str] | None = None
         if act is None:
             why = (K.CONTROLLER_ERROR, "")
@@ -675,7 +756,7 @@ class GuardedLoop:
                 )
             acting, proposal = None, None
             if self.fallback is not None:
-                fb_act, _ = self._run(self.fallback, obs, t, ivs)
+                fb_act, _ = self._run(self.fallback, ctrl_obs, t, ivs)
                 if fb_act is not None:
                     acting, proposal = self.fallback, fb_act.u
         for iv in ivs:
