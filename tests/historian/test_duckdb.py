@@ -304,3 +304,22 @@ def test_pending_rollup_written_at_close(tmp_path):
         got = h.query([A], T0, T0 + 300, every=60, agg="mean")
         np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
         assert got[A].tolist() == [29.5, 89.5, 149.5, 209.5, 269.5]
+
+
+def test_pending_rollup_stays_one_row_per_tag_and_open_bucket(tmp_path):
+    with DuckDBHistorian(tmp_path / "h.duckdb", rollup_s=60) as h:
+        h.append([Sample(A, T0, 0.0), Sample(B, T0, 0.0)])
+        h.flush()  # the first flush sets the watermark
+        for i in range(1, 241):  # 4 minutes flushed every second: 480 partial rows
+            h.append([Sample(A, T0 + i, float(i)), Sample(B, T0 + i, 2.0 * i)])
+            h.flush()
+        assert h._pending_rows < 2 * 5 + 2 * duckdb_backend.COMPACT_EVERY
+        got = h.query([A, B], T0, T0 + 240, every=60, agg="sum")
+        assert got[A].tolist() == [sum(range(60 * k, 60 * k + 60)) for k in range(4)]
+        assert got[B].tolist() == [2 * v for v in got[A].tolist()]
+
+
+def test_memory_limit_reaches_duckdb(tmp_path):
+    with DuckDBHistorian(tmp_path / "h.duckdb", memory_limit="256MB") as h:
+        limit = h._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.replace(" ", "").upper().startswith(("256", "244")), limit

@@ -54,6 +54,8 @@ ROLLUP_LAG = 10
 """Closed rollup buckets held in memory before they are written (and the watermark moves)."""
 MAX_PENDING = 200_000
 """Pending partial rows that force a rollup write."""
+COMPACT_EVERY = 32
+"""Pending partial chunks merged into one (one row per tag and open bucket) this often."""
 MAX_BUCKETS = 10_000_000
 """Most buckets one resampled query may return (rows of the result)."""
 
@@ -138,6 +140,11 @@ class DuckDBHistorian(Historian):
         Open an existing file for queries only (``append`` then raises).
     threads : int or None
         DuckDB worker threads (default: DuckDB's choice, the number of cores).
+    memory_limit : str or None
+        DuckDB's memory cap, e.g. ``"1GB"`` (default); larger queries spill to
+        a temporary folder beside the file. ``None`` leaves DuckDB's own
+        default (80 % of the machine's memory), which a long-running process
+        on a shared edge computer should not take.
 
     Notes
     -----
@@ -154,6 +161,7 @@ class DuckDBHistorian(Historian):
         rollup_s: int | None = 60,
         read_only: bool = False,
         threads: int | None = None,
+        memory_limit: str | None = "1GB",
     ) -> None:
         if not (flush_interval_s > 0):
             raise ConfigError(f"flush_interval_s={flush_interval_s} must be > 0 (s)")
@@ -171,6 +179,8 @@ class DuckDBHistorian(Historian):
         config: dict[str, Any] = {}
         if threads is not None:
             config["threads"] = int(threads)
+        if memory_limit is not None:
+            config["memory_limit"] = str(memory_limit)
         try:
             self._con = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.Error as exc:
@@ -545,6 +555,9 @@ class DuckDBHistorian(Historian):
         if len(part["tag_id"]):
             self._pending.append(part)
             self._pending_rows += len(part["tag_id"])
+            if len(self._pending) >= COMPACT_EVERY:
+                self._pending = [rollup.combine(self._pending)]
+                self._pending_rows = len(self._pending[0]["tag_id"])
         if self._last:
             newest = max(v[0] for v in self._last.values())
             closed_to = newest - newest % g  # buckets before this one are closed

@@ -135,7 +135,7 @@ class SolverFault:
     Parameters
     ----------
     solver : object
-        The MPC's solver (``update_data_vec``, ``solve``, ``info``, ``solution``).
+        The MPC's solver (``update_data_vec``, ``solve``, ``warm_start``, ``info``, ``solution``).
     kind : {"solver_failure", "solver_timeout"}
         Failure: the solve reports a non-solved status and a NaN solution;
         timeout: the solve takes ``overrun_s`` longer (real time).
@@ -155,6 +155,10 @@ class SolverFault:
     def update_data_vec(self, **kw: Any) -> None:
         """Pass the QP update to the real solver."""
         self._inner.update_data_vec(**kw)
+
+    def warm_start(self, *args: Any, **kw: Any) -> None:
+        """Pass the warm start (the MPC's shifted plan) to the real solver."""
+        self._inner.warm_start(*args, **kw)
 
     def solve(self) -> None:
         """Solve; while active, fail or overrun."""
