@@ -119,8 +119,11 @@ class SoakPlant(Plant):
         return self._obs(), 0.0, False, False, {}
 
 
-def soak_site() -> SiteConfig:
-    """The soak site: one twin connector at 10 Hz and 20 guarded PI loops at 10 Hz."""
+def soak_site(memory_limit: str = "256MB") -> SiteConfig:
+    """The soak site: one twin connector at 10 Hz and 20 guarded PI loops at 10 Hz.
+
+    ``memory_limit`` caps DuckDB's buffer cache (the historian's ``memory_limit`` option).
+    """
     loops = [
         {
             "name": f"loop{i:02d}",
@@ -146,6 +149,7 @@ def soak_site() -> SiteConfig:
                 }
             ],
             "loops": loops,
+            "historian": {"backend": "duckdb", "options": {"memory_limit": memory_limit}},
             "kpi": {
                 "line": "line",
                 "units": [
@@ -175,9 +179,11 @@ def _slope_per_h(t_s: list[float], v: list[float]) -> float:
     return float(np.polyfit(np.asarray(t_s) / 3600.0, np.asarray(v, dtype=float), 1)[0])
 
 
-def run(minutes: float, every_s: float, use_tracemalloc: bool, seed: int) -> dict[str, Any]:
+def run(
+    minutes: float, every_s: float, use_tracemalloc: bool, seed: int, memory_limit: str = "256MB"
+) -> dict[str, Any]:
     """Run the soak and return samples and verdicts."""
-    site = soak_site()
+    site = soak_site(memory_limit)
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = RunSettings(
@@ -279,8 +285,11 @@ def main() -> None:
     ap.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "soak.json"))
+    ap.add_argument(
+        "--memory-limit", default="256MB", help="the DuckDB historian's memory_limit option"
+    )
     args = ap.parse_args()
-    res = run(args.minutes, args.every, args.tracemalloc, args.seed)
+    res = run(args.minutes, args.every, args.tracemalloc, args.seed, args.memory_limit)
     print(
         f"{'sim min':>8} {'wall s':>8} {'RSS MB':>8} {'heap MB':>8} {'misses':>7} "
         f"{'hist q':>8} {'hist drop':>9} {'slow drop':>10} {'guard log':>9}"
