@@ -86,7 +86,7 @@ def _synthetic_data(seed: int = 0) -> dict[str, Any]:
     """Zone temperatures held at random levels; exit quality from QM on each path."""
     rng = np.random.default_rng(seed)
     dt, res = 5.0, 1200.0
-    t = np.arange(0.0, 40_000.0, dt)
+    t = np.arange(0.0, 20_000.0, dt)
     levels = T_SITE + rng.uniform(-25.0, 15.0, (t.size // 120 + 1, 4))
     temps = np.repeat(levels, 120, axis=0)[: t.size]
     temps = temps + rng.normal(0.0, 0.2, temps.shape)
@@ -171,14 +171,14 @@ def _run(layer: EconomicLayer, loops: list[_Loop], t0: float, n: int, q: Any) ->
 def test_layer_ramps_to_cheaper_profile_with_backoff() -> None:
     layer, loops = _layer(ramp_k_per_min=6.0, reoptimise_s=1e6)
     sp0 = np.array([lr.sp[0] for lr in loops])
-    _run(layer, loops, 40_000.0, 1, QM.predict)
+    _run(layer, loops, 20_000.0, 1, QM.predict)
     moves = [e for e in layer.events if e["kind"] == "setpoints"]
     assert moves and layer.target is not None
     assert layer.backoff() >= 0.01
     # one period later no setpoint moved by more than the ramp step (6 K/min * 5 s)
     sp1 = np.array([lr.sp[0] for lr in loops])
     assert np.all(np.abs(sp1 - sp0) <= 0.5 + 1e-9)
-    _run(layer, loops, 40_005.0, 400, QM.predict)
+    _run(layer, loops, 20_005.0, 400, QM.predict)
     sp = np.array([lr.sp[0] for lr in loops])
     assert np.allclose(sp, layer.target)
     assert PM.predict(sp).sum() < PM.predict(sp0).sum()
@@ -188,17 +188,17 @@ def test_layer_ramps_to_cheaper_profile_with_backoff() -> None:
 
 def test_layer_raises_setpoints_when_measured_quality_nears_spec() -> None:
     layer, loops = _layer(ramp_k_per_min=6.0)
-    _run(layer, loops, 40_000.0, 400, QM.predict)
+    _run(layer, loops, 20_000.0, 400, QM.predict)
     low = np.array([lr.sp[0] for lr in loops])
     trim0 = layer.trim
     # the plant cures worse than the model says: measured cure drifts towards spec
-    _run(layer, loops, 42_000.0, 300, lambda t: 0.908)
+    _run(layer, loops, 22_000.0, 300, lambda t: 0.908)
     assert layer.trim > trim0
-    assert any(e["kind"] == "setpoints" and e["t"] > 42_000.0 for e in layer.events)
+    assert any(e["kind"] == "setpoints" and e["t"] > 22_000.0 for e in layer.events)
     mid = np.array([lr.sp[0] for lr in loops])
     assert float(QM.predict(mid)) > float(QM.predict(low))
     # at spec + 0.004 it returns to the site's setpoints
-    _run(layer, loops, 44_000.0, 600, lambda t: 0.902)
+    _run(layer, loops, 24_000.0, 600, lambda t: 0.902)
     assert any(e["kind"] == "return" for e in layer.events)
     assert np.allclose([lr.sp[0] for lr in loops], T_SITE)
 
@@ -206,7 +206,7 @@ def test_layer_raises_setpoints_when_measured_quality_nears_spec() -> None:
 def test_layer_holds_while_a_loop_is_not_autonomous() -> None:
     layer, loops = _layer()
     loops[2].loop = SimpleNamespace(controller=SimpleNamespace(phase_code=lambda: 3.0))
-    _run(layer, loops, 40_000.0, 50, lambda t: 0.95)
+    _run(layer, loops, 20_000.0, 50, lambda t: 0.95)
     assert np.allclose([lr.sp[0] for lr in loops], T_SITE)
     assert not any(e["kind"] == "setpoints" for e in layer.events)
 

@@ -84,6 +84,7 @@ class EconomicSettings(BaseModel):
     residence_s: float = Field(gt=0)
     t_damage_degc: float | None = None
     t_margin_k: float = Field(default=10.0, ge=0)
+    t_entry_degc: float = 25.0
     sp_lo: list[float] | float | None = None
     sp_hi: list[float] | float | None = None
     period_s: float = Field(default=5.0, gt=0)
@@ -99,7 +100,7 @@ class EconomicSettings(BaseModel):
     extrapolate_backoff_per_k: float = Field(default=0.001, ge=0)
     power_margin: float = Field(default=0.2, ge=0)
     min_saving: float = Field(default=0.005, ge=0)
-    grid_points: int = Field(default=200_000, ge=16)
+    grid_points: int = Field(default=100_000, ge=16)
     store: str | None = None
 
     @model_validator(mode="after")
@@ -142,7 +143,10 @@ def _arrhenius(t_degc: FloatArray, e_j_mol: float) -> FloatArray:
 class QualityModel:
     """Steady-state exit quality against the zone temperatures (degC).
 
-    ``q = g^-1(c + sum_i w_i exp(-E/R (1/T_i - 1/T_ref)))``.
+    ``q = g^-1(c + sum_i w_i x_i)`` with ``x_i`` the mean of
+    ``exp(-E/R (1/T_p - 1/T_ref))`` over the part's stay in zone ``i``, ``T_p``
+    the part temperature: a first-order lag (``tau_part_s``) of the zone air
+    temperature along the path, starting at ``t_entry_degc``.
     """
 
     def __init__(
@@ -153,6 +157,9 @@ class QualityModel:
         transform: str = "first_order",
         sigma: float = 0.0,
         n_parts: int = 0,
+        tau_part_s: float = 0.0,
+        residence_s: float = 1200.0,
+        t_entry_degc: float = 25.0,
     ) -> None:
         self.e_j_mol = float(e_j_mol)
         self.weights = np.asarray(weights, dtype=np.float64)
@@ -160,11 +167,30 @@ class QualityModel:
         self.transform = transform
         self.sigma = float(sigma)
         self.n_parts = n_parts
+        self.tau_part_s = float(tau_part_s)
+        self.residence_s = float(residence_s)
+        self.t_entry_degc = float(t_entry_degc)
+
+    def features(self, t_degc: Any) -> FloatArray:
+        """Path features at constant zone temperatures ``t_degc`` (``(..., n)``)."""
+        t = np.asarray(t_degc, dtype=np.float64)
+        n = t.shape[-1]
+        m = 20 * n
+        zone = np.arange(m) * n // m
+        path = t[..., zone]
+        return path_arrhenius(
+            path.reshape(-1, m),
+            zone,
+            n,
+            self.residence_s / m,
+            self.e_j_mol,
+            self.tau_part_s,
+            self.t_entry_degc,
+        ).reshape(*t.shape[:-1], n)
 
     def predict(self, t_degc: Any) -> FloatArray:
         """Quality at zone temperatures ``t_degc`` (shape ``(..., n_zones)``)."""
-        x = _arrhenius(np.asarray(t_degc, dtype=np.float64), self.e_j_mol)
-        return _g_inv(self.intercept + x @ self.weights, self.transform)
+        return self.predict_features(self.features(t_degc))
 
     def predict_features(self, x: FloatArray) -> FloatArray:
         """Quality from path features ``x`` (mean Arrhenius factor per zone)."""
@@ -174,12 +200,55 @@ class QualityModel:
         """Parameters for reports."""
         return {
             "e_kj_mol": round(self.e_j_mol / 1000.0, 1),
+            "tau_part_s": self.tau_part_s,
             "weights": np.round(self.weights, 4).tolist(),
             "intercept": round(self.intercept, 4),
             "transform": self.transform,
             "sigma": round(self.sigma, 5),
             "n_parts": self.n_parts,
         }
+
+
+def part_temperature(path: FloatArray, dt: float, tau_s: float, t_entry_degc: float) -> FloatArray:
+    """First-order lag ``tau_s`` of the air temperature ``path`` (k, m), from ``t_entry_degc``."""
+    if tau_s <= 0:
+        return path
+    a = math.exp(-dt / tau_s)
+    tp = np.empty_like(path)
+    x = np.full(path.shape[0], t_entry_degc, dtype=np.float64)
+    for j in range(path.shape[1]):
+        x = path[:, j] + (x - path[:, j]) * a
+        tp[:, j] = x
+    return tp
+
+
+def zone_means(tp: FloatArray, zone: Any, n: int, e_j_mol: float) -> FloatArray:
+    """Mean Arrhenius factor per zone of the part temperatures ``tp`` (k, m)."""
+    zone = np.asarray(zone)
+    f = _arrhenius(tp, e_j_mol)
+    out = np.empty((tp.shape[0], n))
+    for i in range(n):
+        out[:, i] = f[:, zone == i].mean(axis=1)
+    return out
+
+
+def path_arrhenius(
+    path: FloatArray,
+    zone: Any,
+    n: int,
+    dt: float,
+    e_j_mol: float,
+    tau_s: float,
+    t_entry_degc: float,
+) -> FloatArray:
+    """Mean Arrhenius factor per zone of the part temperature along paths.
+
+    ``path`` (k, m): zone air temperature met at each of ``m`` steps of ``dt``
+    seconds; ``zone`` (m,): the zone of each step. The part temperature is a
+    first-order lag ``tau_s`` of it (exact exponential step), from
+    ``t_entry_degc``.
+    """
+    return zone_means(part_temperature(path, dt, tau_s, t_entry_degc), zone, n, e_j_mol)
 
 
 class PowerModel:
@@ -203,6 +272,38 @@ class PowerModel:
         }
 
 
+def part_paths(
+    t: FloatArray,
+    temps: FloatArray,
+    t_exit: FloatArray,
+    residence_s: float,
+    segment: FloatArray | None = None,
+) -> tuple[FloatArray, Any, Any, float]:
+    """Zone air temperature along the path of each part that left at ``t_exit``.
+
+    Returns ``(path, zone, keep, dt)``: ``path`` (k', m) for the parts whose
+    whole path was recorded (``keep``, shape (k,)), the zone of each of the
+    ``m`` steps and the step, s.
+    """
+    n = temps.shape[1]
+    k = t_exit.size
+    if t.size < 2 or k == 0:
+        return np.zeros((0, n)), np.arange(n), np.zeros(k, dtype=bool), residence_s / n
+    dt = float(np.median(np.diff(t)))
+    m = max(n, round(residence_s / dt))
+    steps = t_exit[:, None] - residence_s + (np.arange(m) + 0.5) * (residence_s / m)
+    idx = np.clip(np.searchsorted(t, steps), 0, t.size - 1)
+    idx_prev = np.clip(idx - 1, 0, t.size - 1)
+    nearer = np.abs(t[idx_prev] - steps) < np.abs(t[idx] - steps)
+    idx = np.where(nearer, idx_prev, idx)
+    keep = np.all(np.abs(t[idx] - steps) <= 1.5 * dt, axis=1)
+    if segment is not None:
+        keep &= np.all(segment[idx] == segment[idx[:, :1]], axis=1)
+    zone = np.arange(m) * n // m
+    path = temps[idx[keep], zone[None, :]] if np.any(keep) else np.zeros((0, m))
+    return path, zone, np.asarray(keep), residence_s / m
+
+
 def part_features(
     t: FloatArray,
     temps: FloatArray,
@@ -210,13 +311,15 @@ def part_features(
     residence_s: float,
     e_j_mol: float,
     segment: FloatArray | None = None,
+    tau_part_s: float = 0.0,
+    t_entry_degc: float = 25.0,
 ) -> tuple[FloatArray, FloatArray]:
-    """Mean Arrhenius factor per zone over each part's stay there.
+    """Path features of the parts that left at ``t_exit`` (see :class:`QualityModel`).
 
     Parameters
     ----------
     t : ndarray, shape (m,)
-        Sample times, s (increasing).
+        Sample times, s (increasing, about evenly spaced).
     temps : ndarray, shape (m, n)
         Zone temperatures, degC.
     t_exit : ndarray, shape (k,)
@@ -227,6 +330,8 @@ def part_features(
         Activation energy, J/mol.
     segment : ndarray, optional
         Recording segment of each sample; a part whose path crosses two is dropped.
+    tau_part_s, t_entry_degc : float
+        Part heating time constant, s, and temperature at the entry, degC.
 
     Returns
     -------
@@ -235,23 +340,9 @@ def part_features(
     keep : ndarray of bool, shape (k,)
         Which parts those are.
     """
+    path, zone, keep, dt = part_paths(t, temps, t_exit, residence_s, segment)
     n = temps.shape[1]
-    f = _arrhenius(temps, e_j_mol)
-    cs = np.vstack([np.zeros(n), np.cumsum(f, axis=0)])
-    dz = residence_s / n
-    starts = t_exit[:, None] - residence_s + dz * np.arange(n)[None, :]
-    i0 = np.searchsorted(t, starts, side="left")
-    i1 = np.searchsorted(t, starts + dz, side="left")
-    cnt = i1 - i0
-    dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
-    keep = np.all(cnt >= max(1, int(0.8 * dz / dt)), axis=1)
-    keep &= t_exit - residence_s >= t[0] if t.size else np.zeros_like(keep)
-    if segment is not None and t.size:
-        s0 = segment[np.clip(i0[:, 0], 0, t.size - 1)]
-        s1 = segment[np.clip(np.searchsorted(t, t_exit) - 1, 0, t.size - 1)]
-        keep &= s0 == s1
-    x = (cs[i1, np.arange(n)] - cs[i0, np.arange(n)]) / np.maximum(cnt, 1)
-    return np.asarray(x[keep]), np.asarray(keep)
+    return path_arrhenius(path, zone, n, dt, e_j_mol, tau_part_s, t_entry_degc), keep
 
 
 def fit_quality_model(
@@ -261,35 +352,63 @@ def fit_quality_model(
     quality: FloatArray,
     residence_s: float,
     segment: FloatArray | None = None,
-    e_grid_kj: tuple[float, ...] = tuple(range(30, 125, 5)),
+    e_grid_kj: tuple[float, ...] = tuple(range(30, 125, 10)),
+    tau_grid_s: tuple[float, ...] = (0.0, 60.0, 120.0, 180.0, 240.0, 360.0),
+    t_entry_degc: float = 25.0,
 ) -> QualityModel | None:
-    """Fit :class:`QualityModel` on recorded data (``None`` with too few parts)."""
+    """Fit :class:`QualityModel` on recorded data (``None`` with too few parts).
+
+    Grid over the activation energy, the part time constant and the
+    transform; weights by non-negative least squares on the first three
+    quarters of the parts, the choice by the error on the last quarter.
+    """
     best: tuple[float, QualityModel] | None = None
-    for e_kj in e_grid_kj:
-        x, keep = part_features(t, temps, t_exit, residence_s, e_kj * 1000.0, segment)
-        q = quality[keep]
-        k = q.size
-        if k < 20:
-            return None
-        n_fit = max(10, int(0.75 * k))
-        for tr in ("first_order", "order_1.5"):
-            z = _g(q, tr)
-            a = np.hstack([x, np.ones((k, 1)), -np.ones((k, 1))])
-            coef, _ = nnls(a[:n_fit], z[:n_fit])
-            m = QualityModel(e_kj * 1000.0, coef[:-2], coef[-2] - coef[-1], tr)
-            held = q[n_fit:] - m.predict_features(x[n_fit:]) if k > n_fit else np.zeros(1)
-            err = float(np.sqrt(np.mean(held**2)))
-            if best is None or err < best[0]:
-                best = (err, m)
+    path, zone, keep, dt = part_paths(t, temps, t_exit, residence_s, segment)
+    q = quality[keep]
+    k = q.size
+    if k < 20:
+        return None
+    n = temps.shape[1]
+    n_fit = max(10, int(0.75 * k))
+    for tau in tau_grid_s:
+        tp = part_temperature(path, dt, tau, t_entry_degc)
+        for e_kj in e_grid_kj:
+            x = zone_means(tp, zone, n, e_kj * 1000.0)
+            for tr in ("first_order", "order_1.5"):
+                z = _g(q, tr)
+                a = np.hstack([x, np.ones((k, 1)), -np.ones((k, 1))])
+                coef, _ = nnls(a[:n_fit], z[:n_fit])
+                m = QualityModel(
+                    e_kj * 1000.0,
+                    coef[:-2],
+                    coef[-2] - coef[-1],
+                    tr,
+                    tau_part_s=tau,
+                    residence_s=residence_s,
+                    t_entry_degc=t_entry_degc,
+                )
+                held = q[n_fit:] - m.predict_features(x[n_fit:]) if k > n_fit else np.zeros(1)
+                err = float(np.sqrt(np.mean(held**2)))
+                if best is None or err < best[0]:
+                    best = (err, m)
     if best is None:
         return None
     err, m = best
     # refit the chosen form on all the data; the held-out error stays the sigma
-    x, keep = part_features(t, temps, t_exit, residence_s, m.e_j_mol, segment)
-    z = _g(quality[keep], m.transform)
-    k = z.size
+    x = zone_means(part_temperature(path, dt, m.tau_part_s, t_entry_degc), zone, n, m.e_j_mol)
+    z = _g(q, m.transform)
     coef, _ = nnls(np.hstack([x, np.ones((k, 1)), -np.ones((k, 1))]), z)
-    return QualityModel(m.e_j_mol, coef[:-2], coef[-2] - coef[-1], m.transform, err, k)
+    return QualityModel(
+        m.e_j_mol,
+        coef[:-2],
+        coef[-2] - coef[-1],
+        m.transform,
+        err,
+        k,
+        m.tau_part_s,
+        residence_s,
+        t_entry_degc,
+    )
 
 
 def fit_power_model(
@@ -515,6 +634,7 @@ class EconomicLayer:
         self._next_opt = 0.0
         self._next_save = 600.0
         self._active = False
+        self._settled_at: float | None = 0.0
         self._moves = 0
         self._fits = 0
 
@@ -610,7 +730,13 @@ class EconomicLayer:
         tt, temps = np.array(self._t), np.array(self._temps)
         seg = np.array(self._seg, dtype=np.float64)
         qm = fit_quality_model(
-            tt, temps, np.array(self._q_t), np.array(self._q_v), self.s.residence_s, seg
+            tt,
+            temps,
+            np.array(self._q_t),
+            np.array(self._q_v),
+            self.s.residence_s,
+            seg,
+            t_entry_degc=self.s.t_entry_degc,
         )
         pm = fit_power_model(tt, temps, np.array(self._power), segment=seg)
         if qm is None or pm is None or qm.n_parts < self.s.min_parts:
@@ -621,8 +747,8 @@ class EconomicLayer:
             t,
             "fit",
             f"quality model on {qm.n_parts} parts (E {qm.e_j_mol / 1000:.0f} kJ/mol, "
-            f"{qm.transform}, held-out error {qm.sigma:.4f}); power model rmse "
-            f"{np.round(pm.rmse, 3).tolist()} kW",
+            f"part lag {qm.tau_part_s:g} s, {qm.transform}, held-out error {qm.sigma:.4f}); "
+            f"power model rmse {np.round(pm.rmse, 3).tolist()} kW",
             quality=qm.to_dict(),
             power=pm.to_dict(),
         )
@@ -639,7 +765,15 @@ class EconomicLayer:
         if qm is not None and len(self._t) > 2:
             tt = np.array(self._t[-int(2 * self.s.residence_s / self.s.period_s) :])
             temps = np.array(self._temps[-tt.size :])
-            x, keep = part_features(tt, temps, np.array([t]), self.s.residence_s, qm.e_j_mol)
+            x, keep = part_features(
+                tt,
+                temps,
+                np.array([t]),
+                self.s.residence_s,
+                qm.e_j_mol,
+                tau_part_s=qm.tau_part_s,
+                t_entry_degc=qm.t_entry_degc,
+            )
             if keep[0]:
                 r = q - float(qm.predict_features(x)[0])
                 self.bias += (r - self.bias) / 40.0
@@ -670,7 +804,11 @@ class EconomicLayer:
         qm, pm = self.quality_model, self.power_model
         if qm is None or pm is None:
             return
-        temps = np.array(self._temps)
+        # the range with quality evidence: temperatures of parts that have left
+        tt = np.array(self._t)
+        temps = np.array(self._temps)[tt <= t - self.s.residence_s]
+        if temps.shape[0] == 0:
+            return
         seen_lo = temps.min(axis=0) - self.s.extrapolate_k
         seen_hi = temps.max(axis=0) + self.s.extrapolate_k
         opt = EconomicOptimiser(
@@ -700,6 +838,10 @@ class EconomicLayer:
         q_cur = float(qm.predict(cur)) + min(self.bias, 0.0)
         if q_cur >= q_min and p_cur - p_new < self.s.min_saving * max(p_cur, 1e-9):
             return
+        if q_cur >= q_min and (
+            self._settled_at is None or t - self._settled_at < self.s.residence_s
+        ):
+            return  # a saving waits until the parts made at the last profile have left
         self.target = np.round(sp, 1)
         self._moves += 1
         why = "lower predicted power" if q_cur >= q_min else "raise predicted quality"
@@ -707,8 +849,9 @@ class EconomicLayer:
             t,
             "setpoints",
             f"{why}: target {self.target.tolist()} degC, predicted power {p_new:.2f} kW "
-            f"(now {p_cur:.2f}), predicted quality {q_pred + min(self.bias, 0.0):.4f} >= "
-            f"{q_min:.4f} (spec {self.s.spec:g} + back-off {self.backoff():.4f})",
+            f"(now {p_cur:.2f}), predicted quality {q_pred:.4f}, measured-bias correction "
+            f"{min(self.bias, 0.0):+.4f}, required spec {self.s.spec:g} + back-off "
+            f"{self.backoff():.4f}",
             target=self.target.tolist(),
         )
 
@@ -751,7 +894,10 @@ class EconomicLayer:
             return
         cur = np.array([float(lr.sp[0]) for lr in self.loops])
         if np.allclose(cur, self.target, rtol=0.0, atol=1e-9):
+            if self._settled_at is None:
+                self._settled_at = t
             return
+        self._settled_at = None
         nxt = ramp_towards(cur, self.target, self.s.ramp_k_per_min * self.s.period_s / 60.0)
         qm = self.quality_model
         if (
