@@ -634,7 +634,8 @@ class EconomicLayer:
         self._next_opt = 0.0
         self._next_save = 600.0
         self._active = False
-        self._settled_at: float | None = 0.0
+        # the run starts at the site's steady profile: its parts are already known
+        self._settled_at: float | None = -settings.residence_s
         self._moves = 0
         self._fits = 0
 
