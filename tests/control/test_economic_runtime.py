@@ -23,8 +23,9 @@ def test_cure_line_economic_layer_records_and_waits_for_autopilot(tmp_path: Path
     assert np.all(rt.economic.t_hi <= 165.0)  # min(cv_hi 175, damage 180) - 10 K
     rep = asyncio.run(rt.run())
     block = rep["economic"]
-    # PI loops: the layer records but never moves a setpoint
+    # PI loops: the layer records, but neither fits nor moves a setpoint
     assert block["active"] is False and block["moves"] == 0
+    assert block["fits"] == 0 and block["events"] == []
     assert block["setpoints"] == [120.0, 150.0, 150.0, 130.0]
     assert block["parts_recorded"] >= 5
     with np.load(tmp_path / "eco.npz") as d:

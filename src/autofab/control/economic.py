@@ -615,6 +615,9 @@ class EconomicLayer:
             - settings.power_margin
         )
         self.events: list[dict[str, Any]] = []
+        self._learning = any(
+            callable(getattr(lr.loop.controller, "phase_code", None)) for lr in loops
+        )
         self._t: list[float] = []
         self._temps: list[list[float]] = []
         self._power: list[list[float]] = []
@@ -876,6 +879,8 @@ class EconomicLayer:
         if t >= self._next_save:
             self._next_save = t + 600.0
             self._save()
+        if not self._learning:
+            return  # no autopilot in the group (e.g. PI loops): record only
         if t >= self._next_fit:
             self._fit(t)
         auto = self._autonomous()
