@@ -828,8 +828,11 @@ class EconomicLayer:
             grid=self.s.grid_points,
         )
         q_min = self.s.spec + self.backoff() - min(self.bias, 0.0)
-        res = opt.solve(q_min)
         cur = self.target if self.target is not None else np.array([lr.sp[0] for lr in self.loops])
+        if float(qm.predict(cur)) + min(self.bias, 0.0) < q_min:
+            # a raise for quality only raises: no zone goes below its current target
+            opt.t_lo = np.minimum(np.maximum(opt.t_lo, cur), opt.t_hi)
+        res = opt.solve(q_min)
         if res is None:
             self._event(
                 t,
