@@ -7,15 +7,17 @@ the plant exposes and nothing else, two steady-state models:
   leaving an oven) against the zone temperatures along the part's path. The
   features follow cure kinetics: for a part that left at ``t`` and spent
   ``residence_s / n`` in each zone, ``x_i`` is the mean over its stay in zone
-  ``i`` of ``exp(-E/R (1/T_i - 1/T_ref))``; the cure "dose" ``z = g(q)``
+  ``i`` of ``exp(-E/R (1/T_p - 1/T_ref))``, ``T_p`` the part temperature (a
+  first-order lag ``tau`` of the recorded zone air temperatures along its
+  path, from ``t_entry_degc``); the cure "dose" ``z = g(q)``
   (``-ln(1 - q)``, first order, or ``2((1 - q)^-1/2 - 1)``, order 1.5) is
   fitted as ``z = c + sum_i w_i x_i`` with ``w_i >= 0`` (non-negative least
-  squares) for each activation energy ``E`` of a grid; the ``E`` and
+  squares) for each ``E`` and ``tau`` of a grid; the ``E``, ``tau`` and
   transform with the lowest held-out error (last quarter of the data, in
   quality units) are kept, and that error ``sigma`` sizes the back-off.
-* **power**: each zone's heater power against all zone temperatures,
-  ``P_i = a_i + sum_j B_ij T_j + sum_j D_ij dT_j/dt``, least squares on
-  window averages (the heat balances are linear, so the steady state
+* **power**: each zone's heater power against its own and its neighbours'
+  temperatures, ``P_i = a_i + sum_{|j-i|<=1} B_ij T_j + D_i dT_i/dt``, least
+  squares on window averages (the heat balances are linear, so the steady state
   ``P = a + B T`` is exact up to the part load).
 
 :class:`EconomicOptimiser` then picks the setpoints ``T`` that minimise the
@@ -24,8 +26,11 @@ predicted heater power ``sum_i P_i(T)`` subject to predicted quality
 plus the measured-quality trim), each zone's predicted power inside its MV
 range less a margin, and ``T`` inside the configured setpoint range, the CV
 limit and the damage temperature less ``t_margin_k`` and within
-``extrapolate_k`` of the temperatures seen in the data (grid search, then a
-finer grid around the best point).
+``extrapolate_k`` of the temperatures of parts already measured, with
+``extrapolate_backoff_per_k`` of extra quality margin per kelvin outside
+them (grid search, then a finer grid around the best point). A saving is
+taken only one residence time after the setpoints settled; a raise for
+quality raises setpoints only.
 
 :class:`EconomicLayer` runs it inside the runtime (site file section
 ``autopilot: economic:``): it records the data every ``period_s``, refits and
