@@ -464,6 +464,7 @@ def _shift(site: Any, hours: float, seed: int, tmp: str, tag: str) -> dict[str, 
         "mode_events": [e for e in rep["events"] if e.get("event") == "mode_change"],
         "deadline_misses": rep["deadline_misses"],
         "kpis": k,
+        "economic": rep.get("economic"),
     }
 
 
@@ -579,6 +580,11 @@ def bench_twins(
         for name, ap in auto["autopilot"].items():
             tip = {k: round(v) for k, v in ap["time_in_phase_s"].items()}
             print(f"{'':12} production {name}: time in phase (s) {tip}")
+        eco = auto.get("economic")
+        if eco:
+            for e in eco["events"]:
+                print(f"{'':12} economic t={e['t']:8.0f} s {e['kind']}: {e['reason']}")
+            print(f"{'':12} economic final setpoints {np.round(eco['setpoints'], 1).tolist()}")
         print(f"{'':12} targets: {targets}")
     return out
 

@@ -21,6 +21,7 @@ from autofab.connectors.base import Connector, SteppedConnector, sample_problem
 from autofab.connectors.options import resolve_env
 from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
+from autofab.control.economic import EconomicLayer
 from autofab.control.safety import GuardedLoop
 from autofab.core import registry
 from autofab.core.base import Sample, Tag, TagKind
@@ -136,6 +137,8 @@ class Runtime:
         for lr in self.loops:
             for tag in lr.output_tags():
                 self.tags[tag.path] = tag
+        # economic setpoint layer above the autopilot's loops (site section autopilot.economic)
+        self.economic = EconomicLayer.from_site(site.autopilot, self.loops, self.resolve, source)
         self._own_historian = historian is None
         self.historian = historian or open_historian(site.historian, self.settings.historian_path)
         self.historian.register_tags(self.tags.values())
@@ -408,6 +411,13 @@ class Runtime:
                 lr.loop.reset(self.settings.seed)
                 await lr.start_from_plant(self._read_mvs)
                 self.scheduler.add(Job(f"loop:{lr.name}", lr.period, self._looper(lr), PRIO_LOOP))
+            if self.economic is not None:
+                eco = self.economic
+
+                async def economic_job(ts: float) -> None:
+                    eco.step(ts - self.clock.start_ts, self.bus)
+
+                self.scheduler.add(Job("economic", eco.period_s, economic_job, PRIO_CONSUMER))
             last_flush = [time.monotonic()]
             interval = self.site.historian.flush_interval_s
 
@@ -562,6 +572,9 @@ class Runtime:
             "bus": {"published": self.bus.published, "historian_dropped": dropped},
             "events": [e for lr in self.loops for e in lr.events] + self.events,
         }
+        if self.economic is not None:
+            report["economic"] = self.economic.report()
+            report["events"] += self.economic.events
         if self.monitor is not None:
             report["monitor"] = self.monitor.report()
         if self.planner is not None:
