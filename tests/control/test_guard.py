@@ -80,6 +80,17 @@ def test_clamps_and_rate_limit_are_recorded_with_reasons():
     assert all(iv.reason and iv.loop for iv in g.log + g2.log)
 
 
+def test_log_keeps_the_newest_interventions_and_counts_them_all(monkeypatch):
+    from autofab.control.safety import guard as guard_module
+
+    monkeypatch.setattr(guard_module, "LOG_KEEP", 5)
+    g = SafetyGuard(Envelope(0.0, 100.0), name="z1")
+    for i in range(12):
+        g.filter(float(i), np.array([150.0 + i]), ob(i))
+    assert g.total == 12 and g.counts[str(K.CLAMP_HIGH)] == 12
+    assert len(g.log) == 5 and [iv.t for iv in g.log] == [7.0, 8.0, 9.0, 10.0, 11.0]
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_invalid_proposal_holds_last_mv(bad):
     g = SafetyGuard(Envelope(0.0, 10.0, mv_rate=1.0))

@@ -209,7 +209,7 @@ class LoopRunner:
         out = [Sample(p, ts, v) for p, v in zip(self.sp_out, sp, strict=True)]
         out += [Sample(p, ts, v) for p, v in zip(self.proposal_out, proposed, strict=True)]
         out.append(Sample(self.mode_out, ts, MODE_CODE[decision.mode]))
-        out.append(Sample(self.interventions_out, ts, float(len(self.loop.interventions))))
+        out.append(Sample(self.interventions_out, ts, float(self.loop.intervention_total)))
         if self.phase_out is not None and self._phase_code is not None:
             out.append(Sample(self.phase_out, ts, float(self._phase_code())))
             if callable(self._phase_events):

@@ -74,7 +74,7 @@ def loop_out(ctx: Ctx, lr: Any) -> LoopOut:
     """A loop faceplate."""
     bus = ctx.runtime.bus
     guard = lr.guard
-    log = list(getattr(guard, "log", []))
+    log = getattr(guard, "log", ())
     counts = dict(getattr(guard, "counts", {}))
     proposed = [bus.latest(p) for p in getattr(lr, "proposal_out", [])]
     cfg = getattr(lr, "cfg", None)
@@ -98,7 +98,7 @@ def loop_out(ctx: Ctx, lr: Any) -> LoopOut:
         mv=mv,
         mv_proposed=[None if s is None else num(s.value) for s in proposed],
         limits=limits_out(guard),
-        interventions=len(log),
+        interventions=int(getattr(guard, "total", len(log))),
         interventions_by_kind={str(k): int(v) for k, v in counts.items()},
         last_intervention=_intervention(log[-1]) if log else None,
         trend=trend,
@@ -128,7 +128,7 @@ async def interventions(
     """The guard's most recent interventions, newest first."""
     lr = find_loop(ctx, name)
     out: list[InterventionOut] = []
-    for iv in reversed(list(getattr(lr.guard, "log", []))):
+    for iv in reversed(getattr(lr.guard, "log", ())):
         if kind is None or str(iv.kind) == kind:
             out.append(_intervention(iv))
             if len(out) >= limit:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -46,6 +46,8 @@ from autofab.errors import ConfigError, NotFittedError, SafetyViolation
 from autofab.site.base import LoopConfig
 
 K = InterventionKind
+LOG_KEEP = 10_000
+"""Interventions a guard keeps in its log (newest); ``counts`` and ``total`` cover all."""
 Process = Mapping[str, float]
 
 
@@ -199,8 +201,9 @@ class SafetyGuard:
         self._manual: FloatArray | None = None
         if mv is not None:
             self._manual = self._check_manual(mv)
-        self.log: list[Intervention] = []
+        self.log: deque[Intervention] = deque(maxlen=LOG_KEEP)
         self.counts: Counter[str] = Counter()
+        self.total = 0
         self.cv_violation_count = 0
         self._pending: list[Intervention] = []
         self.reset()
@@ -243,9 +246,10 @@ class SafetyGuard:
         return a
 
     def record(self, iv: Intervention) -> None:
-        """Append ``iv`` to the log and count it."""
+        """Append ``iv`` to the log (the newest ``LOG_KEEP`` are kept) and count it."""
         self.log.append(iv)
         self.counts[str(iv.kind)] += 1
+        self.total += 1
 
     def set_mode(
         self,
@@ -651,9 +655,14 @@ class GuardedLoop:
         return self.guard.mode
 
     @property
-    def interventions(self) -> list[Intervention]:
-        """The full intervention log (oldest first)."""
+    def interventions(self) -> Sequence[Intervention]:
+        """The newest ``LOG_KEEP`` interventions (oldest first)."""
         return self.guard.log
+
+    @property
+    def intervention_total(self) -> int:
+        """Number of interventions since the loop was built (also those no longer logged)."""
+        return self.guard.total
 
     def intervention_counts(self) -> dict[str, int]:
         """Number of interventions of each kind so far."""
