@@ -106,7 +106,10 @@ def run_gaps(args: argparse.Namespace, report: dict) -> None:
                     * statistics.fmean(rows[n]["solvers"][s]["gap_to_bks"] for n in names),
                     "wins": sum(
                         rows[n]["solvers"][s]["makespan"]
-                        < min(rows[n]["solvers"][o]["makespan"] for o in solvers if o != s)
+                        < min(
+                            (rows[n]["solvers"][o]["makespan"] for o in solvers if o != s),
+                            default=float("inf"),
+                        )
                         for n in names
                     ),
                 }

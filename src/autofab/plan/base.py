@@ -322,8 +322,13 @@ class SolverSettings(_Model):
         Classical job shop, makespan, two or more workers, wall-time mode: tabu
         search (N5 neighbourhood) in one thread beside the full model on the
         other workers, sharing solutions (``cpsat_lns``).
+        On a flexible job shop (same conditions), after a short full-model
+        phase (``tabu_first_fraction``), a tabu search with machine
+        reassignments runs beside one LNS lane on the shared incumbent.
     tabu_stall : int
         Tabu iterations without a new best before a restart from the best plan.
+    tabu_first_fraction : float
+        Share of the budget the full model gets before the flexible tabu search.
     log : bool
         Print CP-SAT's search log.
     """
@@ -340,6 +345,7 @@ class SolverSettings(_Model):
     flow_tiebreak: bool = True
     tabu: bool = True
     tabu_stall: int = Field(default=3000, ge=1)
+    tabu_first_fraction: float = Field(default=0.1, gt=0.0, le=1.0)
     log: bool = False
 
 

@@ -36,7 +36,7 @@ from autofab.errors import ConfigError, SolverError
 from autofab.plan.base import Assignment, OpRef, Problem, Schedule, SolverSettings, Violation
 from autofab.plan.dispatch import list_schedule
 from autofab.plan.model import SCALE, Built, build, default_objective
-from autofab.plan.tabu import JobShopTabu, is_job_shop
+from autofab.plan.tabu import FlexibleShopTabu, JobShopTabu, is_flexible_shop, is_job_shop
 from autofab.plan.validate import energy_cost, makespan, validate, weighted_tardiness
 
 
@@ -324,7 +324,17 @@ class LnsScheduler(CpSatScheduler):
             return self._tabu_beside_cpsat(
                 problem, weights, hint, seconds, budget, workers, rng, stats
             )
-        first = max(min(seconds, 0.5), seconds * self.settings.first_phase_fraction)
+        flexible_tabu = (
+            self.settings.tabu
+            and workers >= 2
+            and not budget.deterministic
+            and prev is None
+            and not bounds
+            and weights == [("makespan", 1)]
+            and is_flexible_shop(problem)
+        )
+        share = self.settings.tabu_first_fraction if flexible_tabu else None
+        first = max(min(seconds, 0.5), seconds * (share or self.settings.first_phase_fraction))
         built = build(
             problem, self.settings, previous=prev, bounds=bounds, objective=weights, hint=hint
         )
@@ -353,7 +363,9 @@ class LnsScheduler(CpSatScheduler):
             return best
         shared = _Shared(best.plan, best.value, self._flow_of(problem, weights, best.plan))
         args = (problem, weights, bounds, prev, shared, best.bound, stage_end, budget)
-        if workers == 1:
+        if flexible_tabu:
+            self._tabu_beside_lns(problem, shared, best.bound, args, rng, stats)
+        elif workers == 1:
             self._lns_loop(*args, rng, stats)
         else:
             # One LNS lane per worker on the shared incumbent (CP-SAT releases the GIL).
@@ -448,6 +460,64 @@ class LnsScheduler(CpSatScheduler):
         plan, value, _ = shared.get()
         assert plan is not None and value is not None
         return _Result("OPTIMAL" if bound >= value else "FEASIBLE", plan, value, bound)
+
+    def _tabu_beside_lns(
+        self,
+        problem: Problem,
+        shared: _Shared,
+        bound: float,
+        lns_args: tuple[Any, ...],
+        rng: random.Random,
+        stats: dict[str, float],
+    ) -> None:
+        """Flexible job shop: tabu search in this thread beside one LNS lane.
+
+        Both work on the incumbent in ``shared`` (the full model's best plan):
+        the LNS lane re-solves neighbourhoods of it with CP-SAT (which releases
+        the interpreter while it solves); the tabu search offers each new best
+        and takes the shared plan at its restarts when that one is better.
+        """
+        plan, value, _ = shared.get()
+        assert plan is not None and value is not None
+        stage_end, budget = lns_args[-2], lns_args[-1]
+        t_end = time.perf_counter() + max(0.0, budget.left() - stage_end)
+        lb = max(bound, SCALE * makespan_lower_bound(problem))
+        done = threading.Event()
+
+        def _stop() -> bool:
+            if done.is_set():
+                return True
+            _, v, _ = shared.get()
+            return v is not None and v <= lb
+
+        lane = threading.Thread(
+            target=self._lns_loop,
+            args=(*lns_args, random.Random(rng.randrange(2**31)), stats),
+            kwargs={"stop": _stop},
+        )
+        lane.start()
+
+        def _outside() -> tuple[int, dict[OpRef, Assignment]] | None:
+            p, v, _ = shared.get()
+            return None if p is None or v is None else (v // SCALE, p)
+
+        tabu = FlexibleShopTabu(problem, plan, seed=rng.randrange(2**31))
+        try:
+            tabu.run(
+                t_end,
+                stall=self.settings.tabu_stall,
+                outside=_outside,
+                on_best=lambda v, p: shared.offer(
+                    p, SCALE * v, _flow(problem, p) if self.settings.flow_tiebreak else 0, "tabu"
+                ),
+                stop=_stop,
+            )
+        finally:
+            done.set()
+            lane.join()
+        stats["tabu_iterations"] = float(tabu.iterations)
+        stats["best_from_tabu"] = float(shared.sources["tabu"])
+        stats["best_from_lns"] = float(shared.sources["lns"])
 
     def _flow_of(
         self, problem: Problem, weights: list[tuple[str, int]], plan: dict[OpRef, Assignment]

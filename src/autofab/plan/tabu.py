@@ -21,8 +21,12 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from typing import cast
 
 from autofab.plan.base import Assignment, OpRef, Problem
+
+Move = tuple[int, int, int, int]
+"""A candidate move: (makespan estimate, operation, target, machine or -1 for a swap)."""
 
 
 def is_job_shop(problem: Problem) -> bool:
@@ -31,9 +35,16 @@ def is_job_shop(problem: Problem) -> bool:
     One mode per operation; no setups, downtimes, extra precedences, frozen
     operations, peak power, ``now`` or tariff-dependent objective.
     """
+    return is_flexible_shop(problem) and all(len(problem.op(r).modes) == 1 for r in problem.ops())
+
+
+def is_flexible_shop(problem: Problem) -> bool:
+    """True when ``problem`` is a flexible job shop with the makespan objective.
+
+    As :func:`is_job_shop`, but operations may have several modes (machines).
+    """
     return (
         problem.objective.kind == "makespan"
-        and all(len(problem.op(r).modes) == 1 for r in problem.ops())
         and not problem.setups
         and not problem.downtimes
         and not problem.precedences
@@ -53,7 +64,7 @@ class JobShopTabu:
         n = len(self.refs)
         self.n = n
         self.p = [problem.op(r).modes[0].duration for r in self.refs]
-        self.mach = [problem.op(r).modes[0].machine for r in self.refs]
+        self.mach: list[int] = [problem.op(r).modes[0].machine for r in self.refs]
         self.r0 = [problem.jobs[r[0]].release for r in self.refs]
         self.jp = [-1] * n
         self.jn = [-1] * n
@@ -66,8 +77,7 @@ class JobShopTabu:
         self.rng = random.Random(seed)
         self.tenure = (4, 10 + len(problem.jobs) // 20)
         self._load(plan)
-        self.best_seq = [list(s) for s in self.seq]
-        self.best = self.cmax
+        self._keep_best()
         self.iterations = 0
 
     # -- representation ------------------------------------------------------------
@@ -81,7 +91,7 @@ class JobShopTabu:
         self._set(by)
 
     def _set(self, seq: list[list[int]]) -> None:
-        self.seq = [list(s) for s in seq]
+        self.seq: list[list[int]] = [list(s) for s in seq]
         n = self.n
         self.mp = [-1] * n
         self.mn = [-1] * n
@@ -198,15 +208,23 @@ class JobShopTabu:
         return blocks
 
     def _moves(self) -> list[tuple[int, int]]:
-        blocks = self._critical_blocks()
+        return self._block_swaps(self._critical_blocks())
+
+    def _block_swaps(self, blocks: list[list[int]]) -> list[tuple[int, int]]:
+        """N5: the first and the last pair of each block (not at the path's ends).
+
+        A pair that is also consecutive in its job (possible when a job visits a
+        machine twice in a row) cannot be swapped.
+        """
         out: list[tuple[int, int]] = []
         last = len(blocks) - 1
+        jn = self.jn
         for i, b in enumerate(blocks):
             if len(b) < 2:
                 continue
-            if i > 0 or last == 0:
+            if (i > 0 or last == 0) and jn[b[0]] != b[1]:
                 out.append((b[0], b[1]))
-            if (i < last or last == 0) and (b[-2], b[-1]) not in out:
+            if (i < last or last == 0) and (b[-2], b[-1]) not in out and jn[b[-2]] != b[-1]:
                 out.append((b[-2], b[-1]))
         return out
 
@@ -260,35 +278,29 @@ class JobShopTabu:
         at the next restart when better than the best here. ``on_best`` is
         called with each new best. Returns the best makespan.
         """
-        tabu: dict[int, int] = {}
-        n = self.n
+        self.tabu: dict[int, int] = {}
         since = 0
         it = 0
         while (max_iterations is None or it < max_iterations) and not stop():
             if it % 16 == 0 and time.perf_counter() >= deadline:
                 break
             it += 1
-            moves = self._moves()
-            pick: tuple[int, int] | None = None
-            pick_val = 0
-            for u, v in moves:
-                val = self._estimate(u, v)
-                if tabu.get(v * n + u, 0) > it and val >= self.best:
+            moves = self._candidates()
+            pick: Move | None = None
+            for mv in moves:
+                if self._is_tabu(mv, it) and mv[0] >= self.best:
                     continue
-                if pick is None or val < pick_val:
-                    pick, pick_val = (u, v), val
+                if pick is None or mv[0] < pick[0]:
+                    pick = mv
             if pick is None:
                 if not moves:
                     since = stall
                 else:
                     pick = moves[self.rng.randrange(len(moves))]
             if pick is not None:
-                u, v = pick
-                self._swap(u, v)
-                tabu[u * n + v] = it + self.rng.randint(*self.tenure)
+                self._apply(pick, it)
             if self.cmax < self.best:
-                self.best = self.cmax
-                self.best_seq = [list(s) for s in self.seq]
+                self._keep_best()
                 since = 0
                 if on_best is not None:
                     on_best(self.best, self.plan())
@@ -296,17 +308,38 @@ class JobShopTabu:
                 since += 1
             if since >= stall:
                 since = 0
-                tabu.clear()
+                self.tabu.clear()
                 got = outside() if outside is not None else None
                 if got is not None and got[0] < self.best:
                     self._load(got[1])
-                    self.best = self.cmax
-                    self.best_seq = [list(s) for s in self.seq]
+                    self._keep_best()
                 else:
-                    self._set(self.best_seq)
+                    self._restore_best()
                     self._perturb()
         self.iterations += it
         return self.best
+
+    # -- moves (the flexible shop extends these) ---------------------------------
+
+    def _candidates(self) -> list[Move]:
+        """Every move of the neighbourhood with its makespan estimate."""
+        return [(self._estimate(u, v), u, v, -1) for u, v in self._moves()]
+
+    def _is_tabu(self, mv: Move, it: int) -> bool:
+        _, u, v, _ = mv
+        return self.tabu.get(v * self.n + u, 0) > it
+
+    def _apply(self, mv: Move, it: int) -> None:
+        _, u, v, _ = mv
+        self._swap(u, v)
+        self.tabu[u * self.n + v] = it + self.rng.randint(*self.tenure)
+
+    def _keep_best(self) -> None:
+        self.best = self.cmax
+        self.best_seq = [list(s) for s in self.seq]
+
+    def _restore_best(self) -> None:
+        self._set(self.best_seq)
 
     def _perturb(self) -> None:
         """A few random swaps of critical pairs (always acyclic)."""
@@ -318,13 +351,19 @@ class JobShopTabu:
 
     def plan(self, best: bool = True) -> dict[OpRef, Assignment]:
         """The best plan found (or the current one), semi-active (earliest starts)."""
-        if best and self.seq != self.best_seq:
-            cur = [list(s) for s in self.seq]
-            self._set(self.best_seq)
+        if best and self.cmax != self.best:
+            cur = self._snapshot()
+            self._restore_best()
             out = self._assignments()
-            self._set(cur)
+            self._resume(cur)
             return out
         return self._assignments()
+
+    def _snapshot(self) -> object:
+        return [list(s) for s in self.seq]
+
+    def _resume(self, state: object) -> None:
+        self._set(cast(list[list[int]], state))
 
     def _assignments(self) -> dict[OpRef, Assignment]:
         out = {}
@@ -333,3 +372,141 @@ class JobShopTabu:
                 job=j, op=k, machine=self.mach[i], start=self.r[i], end=self.r[i] + self.p[i]
             )
         return out
+
+
+class FlexibleShopTabu(JobShopTabu):
+    """Tabu search on a flexible job shop: N5 swaps plus machine reassignments.
+
+    Besides the N5 swaps of :class:`JobShopTabu`, every operation on the
+    critical path may move to another of its machines. For machine ``k`` the
+    operation goes between the operations that must precede it and those that
+    must follow it (the insertion interval of Mastrolilli and Gambardella,
+    2000: after every operation ``x`` of ``k`` with ``r_x + p_x <= r_v`` and
+    ``p_x + q_x > q_v``, before every one with the reverse), which keeps the
+    graph acyclic; within the interval the position with the smallest estimate
+    ``max(r_v, end of the predecessor) + p_vk + max(q_v, tail of the successor)``
+    is taken. A reassignment forbids the operation's old machine for a random
+    tenure.
+    """
+
+    def __init__(self, problem: Problem, plan: dict[OpRef, Assignment], seed: int = 0) -> None:
+        self.alt: list[dict[int, int]] = []
+        for r in problem.ops():
+            choices: dict[int, int] = {}
+            for m in problem.op(r).modes:
+                if m.machine not in choices or m.duration < choices[m.machine]:
+                    choices[m.machine] = m.duration
+            self.alt.append(choices)
+        self.n_machines = len(problem.machines)
+        super().__init__(problem, plan, seed)
+        self.tenure = (2, 6 + len(problem.jobs) // 10)
+        self.flexible = [i for i in range(self.n) if len(self.alt[i]) > 1]
+
+    def _load(self, plan: dict[OpRef, Assignment]) -> None:
+        for i, r in enumerate(self.refs):
+            m = plan[r].machine
+            if m not in self.alt[i]:
+                raise ValueError(f"operation {r} is planned on machine {m}, not one of its modes")
+            self.mach[i] = m
+            self.p[i] = self.alt[i][m]
+        super()._load(plan)
+
+    def _keep_best(self) -> None:
+        super()._keep_best()
+        self.best_mach = list(self.mach)
+
+    def _restore_best(self) -> None:
+        self._resume((self.best_seq, self.best_mach))
+
+    def _snapshot(self) -> object:
+        return ([list(s) for s in self.seq], list(self.mach))
+
+    def _resume(self, state: object) -> None:
+        seq, mach = cast(tuple[list[list[int]], list[int]], state)
+        self.mach = list(mach)
+        self.p = [self.alt[i][m] for i, m in enumerate(self.mach)]
+        self._set(seq)
+
+    def _candidates(self) -> list[Move]:
+        blocks = self._critical_blocks()
+        out = [(self._estimate(u, v), u, v, -1) for u, v in self._block_swaps(blocks)]
+        r, q, p, jp, jn, mach = self.r, self.q, self.p, self.jp, self.jn, self.mach
+        for b in blocks:
+            for v in b:
+                alt = self.alt[v]
+                if len(alt) < 2:
+                    continue
+                a = jp[v]
+                rv = max(self.r0[v], r[a] + p[a]) if a >= 0 else self.r0[v]
+                a = jn[v]
+                qv = q[a] + p[a] if a >= 0 else 0
+                for k, pk in alt.items():
+                    if k == mach[v]:
+                        continue
+                    s = self.seq[k]
+                    lo, hi = 0, len(s)
+                    for idx, x in enumerate(s):
+                        in_r = r[x] + p[x] > rv
+                        in_l = p[x] + q[x] > qv
+                        if in_l and not in_r:
+                            lo = idx + 1
+                        elif in_r and not in_l and hi == len(s):
+                            hi = idx
+                    if lo > hi:
+                        continue
+                    best_est, best_pos = -1, lo
+                    for pos in range(lo, hi + 1):
+                        head = rv
+                        if pos > 0:
+                            x = s[pos - 1]
+                            if r[x] + p[x] > head:
+                                head = r[x] + p[x]
+                        tail = qv
+                        if pos < len(s):
+                            x = s[pos]
+                            if p[x] + q[x] > tail:
+                                tail = p[x] + q[x]
+                        est = head + pk + tail
+                        if best_est < 0 or est < best_est:
+                            best_est, best_pos = est, pos
+                    out.append((best_est, v, best_pos, k))
+        return out
+
+    def _is_tabu(self, mv: Move, it: int) -> bool:
+        _, v, _, k = mv
+        if k < 0:
+            return super()._is_tabu(mv, it)
+        return self.tabu.get(-(v * self.n_machines + k) - 1, 0) > it
+
+    def _apply(self, mv: Move, it: int) -> None:
+        _, v, pos, k = mv
+        if k < 0:
+            super()._apply(mv, it)
+            return
+        old = self.mach[v]
+        if self._reassign(v, k, pos):
+            self.tabu[-(v * self.n_machines + old) - 1] = it + self.rng.randint(*self.tenure)
+
+    def _reassign(self, v: int, k: int, pos: int) -> bool:
+        """Move ``v`` to position ``pos`` of machine ``k``; False (and no change) on a cycle."""
+        old = self.mach[v]
+        seq = [list(s) for s in self.seq]
+        seq[old].remove(v)
+        seq[k].insert(pos, v)
+        keep = (self.seq, self.mach[v], self.p[v])
+        self.mach[v], self.p[v] = k, self.alt[v][k]
+        try:
+            self._set(seq)
+        except RuntimeError:  # zero durations can defeat the interval rule
+            self.mach[v], self.p[v] = keep[1], keep[2]
+            self._set(keep[0])
+            return False
+        return True
+
+    def _perturb(self) -> None:
+        """A few random critical swaps or reassignments."""
+        for _ in range(2 + self.rng.randrange(4)):
+            moves = self._candidates()
+            if not moves:
+                return
+            self._apply(moves[self.rng.randrange(len(moves))], 0)

@@ -73,6 +73,30 @@ def random_jobshop(n_jobs: int, n_machines: int, seed: int) -> Problem:
     )
 
 
+def random_flexible_shop(
+    n_jobs: int, n_machines: int, seed: int, ops_per_job: int = 5, max_modes: int = 3
+) -> Problem:
+    """A random flexible job shop, reproducible from ``seed``.
+
+    Each operation has 1..``max_modes`` machines with durations 0..20 (zero
+    durations and a job visiting one machine twice in a row both occur).
+    """
+    rng = random.Random(seed)
+    jobs = []
+    for j in range(n_jobs):
+        operations = []
+        for _ in range(ops_per_job):
+            machines = rng.sample(range(n_machines), rng.randint(1, min(max_modes, n_machines)))
+            modes = tuple(Mode(machine=m, duration=rng.randint(0, 20)) for m in machines)
+            operations.append(Operation(modes=modes))
+        jobs.append(Job(name=f"J{j}", operations=tuple(operations)))
+    return Problem(
+        name=f"random-fjs-{n_jobs}x{n_machines}-{seed}",
+        machines=tuple(f"M{i}" for i in range(n_machines)),
+        jobs=tuple(jobs),
+    )
+
+
 def checks(plugin_cls: Any, workdir: Path) -> Iterator[tuple[str, Callable[[], None]]]:
     """Yield the scheduler contract checks for ``plugin_cls``."""
 
