@@ -25,6 +25,7 @@ import math
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -65,7 +66,8 @@ def build(site_name: str, controller: str, seed: int) -> tuple[FaultHarness, dic
     site = load_site(site_path(site_name))
     plant = str(site.connectors[0].options.get("plant", ""))
     if controller == "autopilot":
-        site = _autopilot_site(site, _ap_settings(site_name, plant), seed)
+        registry = tempfile.mkdtemp(prefix=f"faults-{site_name}-")
+        site = _autopilot_site(site, _ap_settings(site_name, plant), seed, registry)
     t0 = time.perf_counter()
     h = FaultHarness(site, seed=seed, source=site_name)
     h.warm_up(WARM_S, until_autonomous=AUTOPILOT_MAX_WARM_S if controller == "autopilot" else 0)

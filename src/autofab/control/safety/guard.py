@@ -219,6 +219,8 @@ class SafetyGuard:
         self._y_changed: list[float] = []  # when each CV last changed, s
         self._y_good: list[float] | None = None  # last accepted CV values
         self._t_good = 0.0
+        #: the loop's verdict on the observation it is filtering now (t, obs, problem)
+        self._judged: tuple[float, Observation, tuple[InterventionKind, str] | None] | None = None
 
     @property
     def mode(self) -> LoopMode:
@@ -440,7 +442,11 @@ class SafetyGuard:
         else:
             target = prop
         # 2. measurement: track the timer in every mode, act only when not MANUAL
-        problem = self._measurement_problem(obs, t)
+        judged, self._judged = self._judged, None
+        if judged is not None and judged[0] == t and judged[1] is obs:
+            problem = judged[2]
+        else:
+            problem = self._measurement_problem(obs, t)
         if problem is None:
             self._bad_since = None
         else:
@@ -726,7 +732,11 @@ class GuardedLoop:
         # and hold their state, so no proportional kick or integrator wind-up
         # from a lying sensor follows the end of the fault
         ctrl_obs = obs
-        if self.guard._measurement_problem(obs, t) is not None:
+        problem = self.guard._measurement_problem(obs, t)
+        # the guard's filter below judges the same observation at the same t:
+        # it reuses this verdict instead of checking (and timing) it twice
+        self.guard._judged = (t, obs, problem)
+        if problem is not None:
             ctrl_obs = dataclasses.replace(obs, y=np.full(np.shape(obs.y), np.nan))
         act, elapsed = self._run(self.controller, ctrl_obs, t, ivs)
         why: tuple[InterventionKind, str] | None = None
