@@ -131,6 +131,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "recovered": n_rec / len(ks),
                 "recovery_s_median": _median(rec),
                 "off_spec_mean": float(np.mean([r["off_spec"] for r in ks])),
+                "trip_episodes": sum(1 for r in ks if r.get("trips")),
             }
         out[f"{site}/{ctrl}"] = {
             "site": site,
@@ -144,6 +145,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if clean
             else None,
             "parts_mean": float(np.mean([r["parts"] for r in faulty])) if faulty else None,
+            "parts_clean_mean": float(np.mean([r["parts"] for r in clean])) if clean else None,
+            "parts_trip_mean": float(np.mean([r["parts"] for r in faulty if r.get("trips")]))
+            if any(r.get("trips") for r in faulty)
+            else None,
+            "trip_episodes": sum(1 for r in faulty if r.get("trips")),
+            "clean_trip_episodes": sum(1 for r in clean if r.get("trips")),
             "episode_wall_s_mean": float(np.mean([r["wall_s"] for r in rs])),
             "kinds": per_kind,
         }
@@ -158,17 +165,18 @@ def print_summary(summary: dict[str, Any]) -> None:
     """Table per site/controller and per fault kind, and autopilot/PID ratios."""
     print(
         f"\n{'site/controller':30} {'episodes':>8} {'viol.ep':>7} {'viol.steps':>10} "
-        f"{'offspec':>8} {'clean':>8} {'wall s':>7}"
+        f"{'offspec':>8} {'clean':>8} {'trips':>5} {'wall s':>7}"
     )
     for key, c in summary.items():
         print(
             f"{key:30} {c['episodes']:8d} {c['violating_episodes']:7d} "
             f"{c['hard_violation_steps']:10d} {_fmt(c['off_spec_mean']):>8} "
-            f"{_fmt(c['off_spec_clean_mean']):>8} {c['episode_wall_s_mean']:7.2f}"
+            f"{_fmt(c['off_spec_clean_mean']):>8} {c['trip_episodes']:5d} "
+            f"{c['episode_wall_s_mean']:7.2f}"
         )
     print(
         f"\n{'site/controller':30} {'fault':18} {'n':>5} {'viol':>5} {'detect':>7} "
-        f"{'fb s':>6} {'recov':>6} {'rec s':>7} {'offspec':>8}"
+        f"{'fb s':>6} {'recov':>6} {'rec s':>7} {'offspec':>8} {'trips':>5}"
     )
     for key, c in summary.items():
         for kind, k in c["kinds"].items():
@@ -176,7 +184,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"{key:30} {kind:18} {k['episodes']:5d} {k['violating_episodes']:5d} "
                 f"{k['detected']:7.2f} {_fmt(k['fallback_s_median']):>6} "
                 f"{k['recovered']:6.2f} {_fmt(k['recovery_s_median']):>7} "
-                f"{_fmt(k['off_spec_mean']):>8}"
+                f"{_fmt(k['off_spec_mean']):>8} {k['trip_episodes']:5d}"
             )
     print("\nautopilot / PID (per site)")
     for site in sorted({c["site"] for c in summary.values()}):
