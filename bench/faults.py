@@ -10,7 +10,9 @@ on a copy of that warmed-up state with one to three random faults
 process values and of the written MVs, the time from the first fault's onset
 to the loop leaving normal control (guard hold/fallback, autopilot fallback),
 the time to recovery (back inside the loop's normal band for 30 s after the
-faults end) and off-spec parts.
+faults end), off-spec parts, and the trips (second final elements: the CSTR's
+emergency shutdown, the welding cell's seam abort) with the parts made, so
+the production a trip costs shows.
 
 Run: ``PYTHONPATH=$PWD/src python bench/faults.py [--episodes 10000] [--seed 0]
 [--jobs 2] [--seconds 300] [--sites cstr,welding_cell,...]``.

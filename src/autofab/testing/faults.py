@@ -24,7 +24,8 @@ drawn by :func:`random_faults` from a seeded generator:
 
 Hard-limit violations are counted on the TRUE process values (the plant's
 output before any sensor fault) against each loop's ``cv_lo``/``cv_hi``, and
-on the MVs written to the plant against the guard's hard limits and rate.
+on the MVs written to the plant against the guard's hard limits and rate;
+trips (the guard driving a second final element) are counted per loop.
 """
 
 from __future__ import annotations
