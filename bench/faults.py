@@ -10,7 +10,9 @@ on a copy of that warmed-up state with one to three random faults
 process values and of the written MVs, the time from the first fault's onset
 to the loop leaving normal control (guard hold/fallback, autopilot fallback),
 the time to recovery (back inside the loop's normal band for 30 s after the
-faults end) and off-spec parts.
+faults end), off-spec parts, and the trips (second final elements: the CSTR's
+emergency shutdown, the welding cell's seam abort) with the parts made, so
+the production a trip costs shows.
 
 Run: ``PYTHONPATH=$PWD/src python bench/faults.py [--episodes 10000] [--seed 0]
 [--jobs 2] [--seconds 300] [--sites cstr,welding_cell,...]``.
@@ -25,6 +27,7 @@ import math
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -65,7 +68,8 @@ def build(site_name: str, controller: str, seed: int) -> tuple[FaultHarness, dic
     site = load_site(site_path(site_name))
     plant = str(site.connectors[0].options.get("plant", ""))
     if controller == "autopilot":
-        site = _autopilot_site(site, _ap_settings(site_name, plant), seed)
+        registry = tempfile.mkdtemp(prefix=f"faults-{site_name}-")
+        site = _autopilot_site(site, _ap_settings(site_name, plant), seed, registry)
     t0 = time.perf_counter()
     h = FaultHarness(site, seed=seed, source=site_name)
     h.warm_up(WARM_S, until_autonomous=AUTOPILOT_MAX_WARM_S if controller == "autopilot" else 0)
@@ -129,6 +133,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "recovered": n_rec / len(ks),
                 "recovery_s_median": _median(rec),
                 "off_spec_mean": float(np.mean([r["off_spec"] for r in ks])),
+                "trip_episodes": sum(1 for r in ks if r.get("trips")),
             }
         out[f"{site}/{ctrl}"] = {
             "site": site,
@@ -142,6 +147,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if clean
             else None,
             "parts_mean": float(np.mean([r["parts"] for r in faulty])) if faulty else None,
+            "parts_clean_mean": float(np.mean([r["parts"] for r in clean])) if clean else None,
+            "parts_trip_mean": float(np.mean([r["parts"] for r in faulty if r.get("trips")]))
+            if any(r.get("trips") for r in faulty)
+            else None,
+            "trip_episodes": sum(1 for r in faulty if r.get("trips")),
+            "clean_trip_episodes": sum(1 for r in clean if r.get("trips")),
             "episode_wall_s_mean": float(np.mean([r["wall_s"] for r in rs])),
             "kinds": per_kind,
         }
@@ -156,17 +167,18 @@ def print_summary(summary: dict[str, Any]) -> None:
     """Table per site/controller and per fault kind, and autopilot/PID ratios."""
     print(
         f"\n{'site/controller':30} {'episodes':>8} {'viol.ep':>7} {'viol.steps':>10} "
-        f"{'offspec':>8} {'clean':>8} {'wall s':>7}"
+        f"{'offspec':>8} {'clean':>8} {'trips':>5} {'wall s':>7}"
     )
     for key, c in summary.items():
         print(
             f"{key:30} {c['episodes']:8d} {c['violating_episodes']:7d} "
             f"{c['hard_violation_steps']:10d} {_fmt(c['off_spec_mean']):>8} "
-            f"{_fmt(c['off_spec_clean_mean']):>8} {c['episode_wall_s_mean']:7.2f}"
+            f"{_fmt(c['off_spec_clean_mean']):>8} {c['trip_episodes']:5d} "
+            f"{c['episode_wall_s_mean']:7.2f}"
         )
     print(
         f"\n{'site/controller':30} {'fault':18} {'n':>5} {'viol':>5} {'detect':>7} "
-        f"{'fb s':>6} {'recov':>6} {'rec s':>7} {'offspec':>8}"
+        f"{'fb s':>6} {'recov':>6} {'rec s':>7} {'offspec':>8} {'trips':>5}"
     )
     for key, c in summary.items():
         for kind, k in c["kinds"].items():
@@ -174,7 +186,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"{key:30} {kind:18} {k['episodes']:5d} {k['violating_episodes']:5d} "
                 f"{k['detected']:7.2f} {_fmt(k['fallback_s_median']):>6} "
                 f"{k['recovered']:6.2f} {_fmt(k['recovery_s_median']):>7} "
-                f"{_fmt(k['off_spec_mean']):>8}"
+                f"{_fmt(k['off_spec_mean']):>8} {k['trip_episodes']:5d}"
             )
     print("\nautopilot / PID (per site)")
     for site in sorted({c["site"] for c in summary.values()}):

@@ -112,3 +112,35 @@ def test_solver_faults_make_the_mpc_fall_back() -> None:
     mpc._solver = slow
     mpc.step_budget_s = 0.001
     assert "overrun" in mpc.step(obs).info["fallback"]
+
+
+def test_runaway_without_cooling_authority_is_stopped_by_the_shutdown_trip(
+    harness: FaultHarness,
+) -> None:
+    # coolant valve stuck while the jacket fouls by 60 %: full cooling cannot
+    # hold the reactor; the trip on the second transmitter shuts it down
+    faults = [
+        InjectedFault(
+            "actuator_stuck",
+            "reactor_temperature",
+            5.0,
+            math.inf,
+            0.0,
+            harness.loops[0].mv_tags[0].path,
+        ),
+        InjectedFault("model_drift", "reactor_temperature", 10.0, math.inf, 0.6, "fouling:jacket"),
+    ]
+    res = harness.episode(faults, 200.0, noise_seed=0)
+    assert res.hard_violations == 0, res.to_dict()
+    assert res.trips == 1 and res.loops["reactor_temperature"].interventions.get("trip") == 1
+
+
+def test_slow_drift_is_caught_by_the_second_transmitter(harness: FaultHarness) -> None:
+    cv = harness.loops[0].cv_tags[0].path
+    f = InjectedFault("sensor_drift", "reactor_temperature", 10.0, math.inf, 36.0, cv)  # 0.01 K/s
+    res = harness.episode([f], 200.0, noise_seed=0)
+    lp = res.loops["reactor_temperature"]
+    assert res.hard_violations == 0 and res.trips == 0
+    # 1 K of drift after 100 s, seen earlier with the noise of the two transmitters
+    # (cv_rate, 1 K/s, would never see it)
+    assert lp.fallback_s is not None and 40.0 <= lp.fallback_s <= 110.0, res.to_dict()

@@ -119,3 +119,22 @@ def test_bad_fault_target():
     with pytest.raises(ConfigError, match="jacket"):
         env.apply_fault(Fault("fouling", "reactor", size=0.2))
     assert env.faults == []
+
+
+def test_emergency_shutdown_stops_the_reaction_and_the_feed() -> None:
+    env = Cstr(emergency_shutdown=True, second_transmitter=True)
+    y, _ = env.reset(seed=0)
+    assert env.tag_index("temperature_b") == len(y) - 1
+    assert abs(y[env.tag_index("temperature_b")] - y[env.tag_index("temperature")]) < 1.0
+    # fouled jacket, coolant at 300 K: the reactor ignites; shut it down at 360 K
+    env.apply_fault(Fault("fouling", "jacket", 0.0, 0.5))
+    hottest, out = 0.0, 0.0
+    for _ in range(600):
+        stop = 1.0 if env.temp > 360.0 or env.shut_down else 0.0
+        y, *_ = env.step(np.array([300.0, stop]))
+        hottest = max(hottest, env.temp)
+        out = y[env.tag_index("parts_total")]
+    assert env.shut_down and hottest < 370.0 and env.temp < 310.0
+    assert y[env.tag_index("flow")] == 0.0
+    y, *_ = env.step(np.array([300.0, 0.0]))  # latched until reset
+    assert env.shut_down and y[env.tag_index("parts_total")] == out

@@ -81,3 +81,22 @@ def test_faults_slip_and_breakdown():
     assert y[env.tag_index("parts_total")] == tot
     with pytest.raises(ConfigError, match="wire_feeder"):
         env.apply_fault(Fault("wire_feed_slip", "robot", size=0.1))
+
+
+def test_seam_abort_scraps_the_part_and_stops_the_arc() -> None:
+    env = WeldingCell(seam_abort=True, second_transmitter=True)
+    y, _ = env.reset(seed=0)
+    iw, iwb, iarc = env.tag_index("width"), env.tag_index("width_b"), env.tag_index("arc")
+    assert 8.0 < y[iw] < 11.0 and y[iw] == y[iwb]  # the procedure's bead before the first one
+    u = np.array([7.0, 24.0, 8.0, 0.0])
+    for _ in range(30):  # handling (20 s), then 10 s of arc
+        y, *_ = env.step(u)
+    assert y[iarc] == 1.0 and abs(y[iw] - y[iwb]) < 1.0
+    held = y[iw]
+    y, *_ = env.step(np.array([7.0, 24.0, 8.0, 1.0]))
+    assert y[iarc] == 0.0 and y[iw] == held
+    assert y[env.tag_index("parts_total")] == 1 and y[env.tag_index("parts_good")] == 0
+    assert y[env.tag_index("state")] == 1.0  # IDLE
+    for _ in range(25):  # released: the next part is loaded, then welded
+        y, *_ = env.step(u)
+    assert y[iarc] == 1.0

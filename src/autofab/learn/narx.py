@@ -20,11 +20,21 @@ from autofab.errors import ConfigError
 from autofab.learn.arx import ARX, segment_mask
 from autofab.learn.base import DynamicModel, FloatArray, as_2d
 
+_TRIU: dict[int, tuple[Any, Any]] = {}
+
+
+def _triu(p: int) -> tuple[Any, Any]:
+    """Upper-triangle indices of a ``p x p`` matrix (cached: the simulation asks each step)."""
+    iu = _TRIU.get(p)
+    if iu is None:
+        iu = _TRIU[p] = np.triu_indices(p)
+    return iu
+
 
 def _poly(z: FloatArray) -> FloatArray:
     """``[z, z_i z_j (i <= j)]`` for each row of ``z``."""
     _n, p = z.shape
-    iu = np.triu_indices(p)
+    iu = _triu(p)
     quad = (z[:, :, None] * z[:, None, :])[:, iu[0], iu[1]]
     return np.hstack([z, quad])
 
@@ -76,7 +86,12 @@ class NARX(DynamicModel):
         return self
 
     def _f(self, z: FloatArray) -> FloatArray:
-        feats = np.hstack([_poly(z[None, :])[0], 1.0])
+        p = z.shape[0]
+        i0, i1 = _triu(p)
+        feats = np.empty(p + i0.shape[0] + 1)
+        feats[:p] = z
+        feats[p:-1] = z[i0] * z[i1]
+        feats[-1] = 1.0
         return np.asarray(self.coef_ @ feats)
 
     def predict(self, u: Any, y: Any) -> FloatArray:
@@ -123,11 +138,31 @@ class NARX(DynamicModel):
         else:
             yb = np.asarray(x0[: lag * ny]).reshape(lag, ny).copy()
             ub = np.asarray(x0[lag * ny :]).reshape(lag, nu).copy()
-        out = np.empty((u2.shape[0], ny))
-        for k in range(u2.shape[0]):
-            out[k] = yb[-1]
-            ub = np.vstack([ub[1:], u2[k]])
-            yb = np.vstack([yb[1:], self._f(self._lagvec(yb, ub))])
+        n = u2.shape[0]
+        # one buffer per signal, oldest first: at step k the output lags are
+        # ys[k : k + lag] and the input lags (u[k] included) us[k + 1 : k + 1 + lag]
+        ys = np.empty((lag + n, ny))
+        us = np.empty((lag + n, nu))
+        ys[:lag], us[:lag], us[lag:] = yb, ub, u2
+        # regressor rows of _lagvec (y(t-1).., u(t-nk)..) as offsets into the buffers
+        yi = np.array([lag - i for i in range(1, self.na + 1)])
+        ui = 1 + np.array(
+            [lag - (self.nk + j) if self.nk + j <= lag else 0 for j in range(self.nb)]
+        )
+        # features [z, z_i z_j (i <= j), 1] as one product of [z, 1] gathered twice
+        n_y = self.na * ny
+        p = n_y + self.nb * nu
+        i0, i1 = _triu(p)
+        fa = np.concatenate([np.arange(p), i0, [p]])
+        fb = np.concatenate([np.full(p, p), i1, [p]])
+        zx = np.empty(p + 1)
+        zx[p] = 1.0
+        coef = self.coef_
+        for k in range(n):
+            zx[:n_y] = ys[k + yi].ravel()
+            zx[n_y:p] = us[k + ui].ravel()
+            ys[k + lag] = coef @ (zx[fa] * zx[fb])
+        out = ys[lag - 1 : lag - 1 + n]
         return np.asarray(out * self.y_scale_ + self.y_offset_)
 
     def linearize(self, u0: Any, y0: Any) -> ARX:

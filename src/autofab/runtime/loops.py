@@ -82,7 +82,13 @@ class LoopRunner:
         self._cv_lo: list[float] | None = None if cv_lo is None else cv_lo.tolist()
         self._cv_hi: list[float] | None = None if cv_hi is None else cv_hi.tolist()
         # the tags the interlocks read: the only part of the process image they need
-        self._interlock_tags = sorted({p for il in self.guard.interlocks for p in il.tags})
+        # (and the trips and the second transmitters of the CVs)
+        g = self.guard
+        self._interlock_tags = sorted(
+            {p for il in g.interlocks for p in il.tags}
+            | {p for tr in g.trips for p in tr.interlock.tags}
+            | set(g.cv_redundant or ())
+        )
         base = f"{tag_prefix}/control/{cfg.name}"
         idx = [""] if n_cv == 1 else [str(i) for i in range(n_cv)]
         mdx = [""] if len(self.mv_tags) == 1 else [str(i) for i in range(len(self.mv_tags))]
@@ -178,7 +184,7 @@ class LoopRunner:
 
     def _process(self) -> Mapping[str, float]:
         """Latest values of the tags the interlocks read (those that have one)."""
-        if not self.cfg.interlocks:
+        if not self._interlock_tags:
             return {}
         return {p: s.value for p, s in self.bus.snapshot(self._interlock_tags).items()}
 
@@ -191,6 +197,8 @@ class LoopRunner:
             for tag, v in zip(self.mv_tags, decision.u, strict=True):
                 await self._write(tag.path, float(v))
             self._u_prev = np.asarray(decision.u, dtype=np.float64)
+        for tag_path, v in decision.trip_writes.items():  # trips act in every mode
+            await self._write(tag_path, v)
         y: list[float] = obs.y.tolist()
         sp: list[float] = obs.sp.tolist()
         if all(map(math.isfinite, y)):

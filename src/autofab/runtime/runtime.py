@@ -249,8 +249,25 @@ class Runtime:
         aliases = {"cv": cv[0].path, "mv": mv[0].path}
         aliases.update({f"cv{j}": t.path for j, t in enumerate(cv)})
         aliases.update({f"mv{j}": t.path for j, t in enumerate(mv)})
+        redundant = (
+            [self.resolve(r, f"{field}.limits.cv_redundant") for r in cfg.limits.cv_redundant]
+            if cfg.limits.cv_redundant
+            else None
+        )
+        trip_tags = [
+            self.resolve(tc.tag, f"{field}.trips.{j}.tag") for j, tc in enumerate(cfg.trips)
+        ]
+        for j, tag in enumerate(trip_tags):
+            if tag.path not in self._owner:
+                raise ConfigError(
+                    f"{tag.path} is not writable by any connector (a trip needs a final element)",
+                    source=self.source,
+                    field=f"{field}.trips.{j}.tag",
+                )
         try:
-            loop = GuardedLoop.from_loop_config(cfg, mv, cv, aliases)
+            loop = GuardedLoop.from_loop_config(
+                cfg, mv, cv, aliases, redundant=redundant, trip_tags=trip_tags
+            )
         except ConfigError as exc:
             raise ConfigError(exc.message, source=self.source, field=exc.field or field) from exc
         return LoopRunner(

@@ -87,6 +87,11 @@ class ConnectorConfig(_Model):
 class LimitsConfig(_Model):
     """Safety envelope of a loop, in the tags' units.
 
+    Redundancy (off unless given): ``cv_redundant`` names a second,
+    independent transmitter of each CV and ``cv_discrepancy`` the largest
+    plausible difference between the two (CV units); a larger one makes the
+    measurement untrusted (hold, then fallback).
+
     ``mv_lo``/``mv_hi`` are hard MV limits (default: the MV tag's range),
     ``mv_rate`` the largest MV change per second, ``cv_lo``/``cv_hi`` the CV
     limits whose violation is counted and which interlocks may use,
@@ -109,6 +114,38 @@ class LimitsConfig(_Model):
     frozen_after_s: float | None = Field(default=None, gt=0)
     cv_step: list[float] | float | None = None
     cv_rate: list[float] | float | None = None
+    cv_redundant: list[str] | None = None
+    cv_discrepancy: list[float] | float | None = None
+
+    @field_validator("cv_redundant", mode="before")
+    @classmethod
+    def _as_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check_redundant(self) -> LimitsConfig:
+        if (self.cv_redundant is None) != (self.cv_discrepancy is None):
+            raise ValueError(
+                "give 'cv_redundant' (a second transmitter tag per cv) and 'cv_discrepancy' "
+                "(largest difference, cv units) together"
+            )
+        return self
+
+
+class TripConfig(_Model):
+    """A trip: a second, independent final element driven by an interlock expression.
+
+    While ``when`` is true (fail-safe: also when a tag it reads is missing or
+    not finite) ``value`` is written to ``tag`` and the loop's MV goes to its
+    safe value. Latched until reset, or until ``when`` has been false for
+    ``release_s`` (then ``normal`` is written, when given).
+    """
+
+    when: str
+    tag: str
+    value: float
+    normal: float | None = None
+    release_s: float | None = Field(default=None, ge=0)
 
 
 class LoopConfig(_Model):
@@ -125,6 +162,7 @@ class LoopConfig(_Model):
     mode: LoopMode = LoopMode.AUTONOMOUS
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     interlocks: list[str] = Field(default_factory=list)
+    trips: list[TripConfig] = Field(default_factory=list)
     fallback: Literal["hold", "safe_value"] = "hold"
     safe_value: list[float] | None = None
     manual_value: list[float] | None = None

@@ -24,7 +24,8 @@ drawn by :func:`random_faults` from a seeded generator:
 
 Hard-limit violations are counted on the TRUE process values (the plant's
 output before any sensor fault) against each loop's ``cv_lo``/``cv_hi``, and
-on the MVs written to the plant against the guard's hard limits and rate.
+on the MVs written to the plant against the guard's hard limits and rate;
+trips (the guard driving a second final element) are counted per loop.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ _DETECT = frozenset(
         "controller_fallback",
         "model_untrusted",
         "implausible",
+        "trip",
     }
 )
 
@@ -207,6 +209,7 @@ class LoopEpisode:
     fallback_s: float | None = None
     recovery_s: float | None = None
     recovered: bool = False
+    trips: int = 0
     interventions: dict[str, int] = field(default_factory=dict)
 
 
@@ -221,6 +224,11 @@ class EpisodeResult:
     wall_s: float
 
     @property
+    def trips(self) -> int:
+        """Trips (second final element: shutdown, seam abort) fired during the episode."""
+        return sum(lp.trips for lp in self.loops.values())
+
+    @property
     def hard_violations(self) -> int:
         """Loop-steps with a true CV or a written MV outside its hard limits."""
         return sum(lp.cv_violations + lp.mv_violations for lp in self.loops.values())
@@ -233,6 +241,7 @@ class EpisodeResult:
             "off_spec": self.off_spec,
             "parts": self.parts,
             "hard_violations": self.hard_violations,
+            "trips": self.trips,
             "wall_s": self.wall_s,
         }
 
@@ -362,6 +371,9 @@ class FaultHarness:
             self.tick()
             for k, lr in enumerate(self.loops):
                 errs[k].append(np.abs(self.true_cv(k) - lr.sp))
+        tripped = {lr.name: lr.guard.tripped for lr in self.loops if lr.guard.tripped}
+        if tripped:
+            raise RuntimeError(f"a trip fired during the fault-free warm-up: {tripped}")
         for k, lr in enumerate(self.loops):
             e = np.array(errs[k])
             scale = np.maximum(np.abs(lr.sp), 1.0)
@@ -507,6 +519,7 @@ class FaultHarness:
             _record_decisions(lr)
         res = {lr.name: LoopEpisode() for lr in self.loops}
         counts0 = [dict(lr.guard.counts) for lr in self.loops]
+        trips0 = [lr.guard.trip_count for lr in self.loops]
         u_prev = [self.written_mv(k).tolist() for k in range(len(self.loops))]
         limits = []
         for lr in self.loops:
@@ -560,6 +573,7 @@ class FaultHarness:
         good1, total1 = self.parts()
         for k, lr in enumerate(self.loops):
             c1 = lr.guard.counts
+            res[lr.name].trips = lr.guard.trip_count - trips0[k]
             res[lr.name].interventions = {
                 kind: n - counts0[k].get(kind, 0)
                 for kind, n in c1.items()

@@ -44,6 +44,14 @@ References
 .. [2] J. D. Hedengren, APMonitor "Stirred reactor" benchmark,
    https://apmonitor.com/pdc/index.php/Main/StirredReactor (parameters above).
 
+Safety instrumentation (off unless enabled): ``emergency_shutdown`` adds
+the input ``cstr/reactor/shutdown`` (a second final element for a trip:
+at >= 0.5 the feed valve closes and a short-stop (reaction inhibitor) is
+injected, so the reaction and its heat stop; latched until ``reset``, the
+content is lost, nothing more is produced); ``second_transmitter`` adds
+``cstr/reactor/temperature_b``, an independent temperature transmitter with
+its own noise (``noise_t2_k``).
+
 Faults (``supported_faults``)
 -----------------------------
 ``fouling`` (target ``jacket``; size = fraction of UA lost); ``breakdown``
@@ -91,6 +99,9 @@ class CstrParams(PlantParams):
     p_agitator_kw: float = Field(default=2.0, ge=0)
     ca_lo: float = Field(default=0.80, ge=0)
     ca_hi: float = Field(default=0.90, ge=0)
+    emergency_shutdown: bool = False
+    second_transmitter: bool = False
+    noise_t2_k: float = Field(default=0.1, ge=0)
 
 
 class Cstr(Plant):
@@ -120,6 +131,17 @@ class Cstr(Plant):
                 "coolant temperature",
             ),
         )
+        if p.emergency_shutdown:
+            self.tags_in += (
+                Tag(
+                    "cstr/reactor/shutdown",
+                    "1",
+                    0.0,
+                    1.0,
+                    TagKind.MV,
+                    "emergency shutdown: feed closed and short-stop injected at >= 0.5 (latched)",
+                ),
+            )
         self.tags_out = (
             Tag("cstr/reactor/temperature", "K", 250.0, 600.0, TagKind.CV, "reactor temperature"),
             Tag(
@@ -166,6 +188,17 @@ class Cstr(Plant):
                 "chiller and agitator electrical energy",
             ),
         )
+        if p.second_transmitter:
+            self.tags_out += (
+                Tag(
+                    "cstr/reactor/temperature_b",
+                    "K",
+                    250.0,
+                    600.0,
+                    TagKind.CV,
+                    "reactor temperature, second independent transmitter",
+                ),
+            )
         self._build_spaces()
         self._lo, self._hi = self.observation_space.low, self.observation_space.high
         self._ulo, self._uhi = self.action_space.low, self.action_space.high
@@ -185,7 +218,15 @@ class Cstr(Plant):
         return ca, t
 
     def _integrate(
-        self, ca: float, t: float, tc: float, q: float, ua_f: float, tf: float, span_min: float
+        self,
+        ca: float,
+        t: float,
+        tc: float,
+        q: float,
+        ua_f: float,
+        tf: float,
+        span_min: float,
+        r_f: float = 1.0,
     ) -> tuple[float, float]:
         """RK4 over ``span_min`` minutes, each sub-step short against the fastest local rate."""
         p = self.p
@@ -194,18 +235,18 @@ class Cstr(Plant):
         c_lin = q / p.v_l + ua_f * p.ua_j_min_k / (p.v_l * p.rho_g_l * p.cp_j_gk)
         left = span_min
         while left > 1e-12:
-            k = p.k0_per_min * math.exp(-p.e_over_r_k / t)
+            k = r_f * p.k0_per_min * math.exp(-p.e_over_r_k / t)
             lam = c_lin + k * (1.0 + c_heat * ca / (t * t))
-            h = min(left, h_max, 0.5 / lam)
-            ca, t = self._rk4(ca, t, tc, q, ua_f, tf, h)
+            h = min(left, h_max, 0.5 / lam) if lam > 0 else min(left, h_max)
+            ca, t = self._rk4(ca, t, tc, q, ua_f, tf, h, r_f)
             left -= h
         return ca, t
 
     def _rhs(
-        self, ca: float, t: float, tc: float, q: float, ua_f: float, tf: float
+        self, ca: float, t: float, tc: float, q: float, ua_f: float, tf: float, r_f: float = 1.0
     ) -> tuple[float, float]:
         p = self.p
-        r = p.k0_per_min * math.exp(-p.e_over_r_k / t) * ca
+        r = r_f * p.k0_per_min * math.exp(-p.e_over_r_k / t) * ca
         dca = q / p.v_l * (p.caf_mol_l - ca) - r
         dt = (
             q / p.v_l * (tf - t)
@@ -215,13 +256,21 @@ class Cstr(Plant):
         return dca, dt
 
     def _rk4(
-        self, ca: float, t: float, tc: float, q: float, ua_f: float, tf: float, h: float
+        self,
+        ca: float,
+        t: float,
+        tc: float,
+        q: float,
+        ua_f: float,
+        tf: float,
+        h: float,
+        r_f: float = 1.0,
     ) -> tuple[float, float]:
         f = self._rhs
-        a1, b1 = f(ca, t, tc, q, ua_f, tf)
-        a2, b2 = f(ca + 0.5 * h * a1, t + 0.5 * h * b1, tc, q, ua_f, tf)
-        a3, b3 = f(ca + 0.5 * h * a2, t + 0.5 * h * b2, tc, q, ua_f, tf)
-        a4, b4 = f(ca + h * a3, t + h * b3, tc, q, ua_f, tf)
+        a1, b1 = f(ca, t, tc, q, ua_f, tf, r_f)
+        a2, b2 = f(ca + 0.5 * h * a1, t + 0.5 * h * b1, tc, q, ua_f, tf, r_f)
+        a3, b3 = f(ca + 0.5 * h * a2, t + 0.5 * h * b2, tc, q, ua_f, tf, r_f)
+        a4, b4 = f(ca + h * a3, t + h * b3, tc, q, ua_f, tf, r_f)
         ca += h / 6.0 * (a1 + 2 * a2 + 2 * a3 + a4)
         t += h / 6.0 * (b1 + 2 * b2 + 2 * b3 + b4)
         return max(ca, 0.0), t
@@ -253,12 +302,16 @@ class Cstr(Plant):
         self.q = p.q_l_min
         self.total = self.good = self.energy = 0.0
         self.state = MachineState.RUNNING
+        self.shut_down = False
         return self._observe(), {"t": self.t}
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
-        """Advance ``dt`` s with coolant temperature ``action[0]`` (K)."""
+        """Advance ``dt`` s with coolant temperature ``action[0]`` (K) (and the shutdown input)."""
         p = self.p
-        self.tc = tc = float(clip_action(action, self._ulo, self._uhi)[0])
+        u = clip_action(action, self._ulo, self._uhi)
+        self.tc = tc = float(u[0])
+        if p.emergency_shutdown and float(u[1]) >= 0.5:
+            self.shut_down = True  # latched: inhibitor in the content, feed closed
         ua_f, q = 1.0, p.q_l_min
         down = False
         for f in self.faults:
@@ -267,7 +320,7 @@ class Cstr(Plant):
                     ua_f *= 1.0 - f.size
                 else:
                     down = True
-        if down:
+        if down or self.shut_down:
             q = 0.0
         if p.tf_wander_k > 0:
             a = self._tf_a
@@ -276,7 +329,8 @@ class Cstr(Plant):
                 + a * (self.tf - p.tf_k)
                 + p.tf_wander_k * math.sqrt(1 - a * a) * float(self.np_random.standard_normal())
             )
-        ca, t = self._integrate(self.ca, self.temp, tc, q, ua_f, self.tf, p.dt / 60.0)
+        r_f = 0.0 if self.shut_down else 1.0
+        ca, t = self._integrate(self.ca, self.temp, tc, q, ua_f, self.tf, p.dt / 60.0, r_f)
         self.ca, self.temp, self.q = ca, t, q
         litres = q * p.dt / 60.0
         self.total += litres
@@ -284,13 +338,16 @@ class Cstr(Plant):
             self.good += litres
         duty_kw = max(ua_f * p.ua_j_min_k * (self.temp - tc), 0.0) / 60.0 / 1000.0
         self.energy += (duty_kw / p.cop + p.p_agitator_kw) * p.dt / 3600.0
-        self.state = MachineState.DOWN if down else MachineState.RUNNING
+        self.state = MachineState.DOWN if down or self.shut_down else MachineState.RUNNING
         self.t += p.dt
         return self._observe(), 0.0, False, False, {"t": self.t}
 
     def _observe(self) -> FloatArray:
         p = self.p
-        n1, n2 = self.np_random.standard_normal(2)
+        if p.second_transmitter:
+            n1, n2, n3 = self.np_random.standard_normal(3)
+        else:
+            n1, n2 = self.np_random.standard_normal(2)
         y = np.array(
             [
                 self.temp + p.noise_t_k * n1,
@@ -302,6 +359,7 @@ class Cstr(Plant):
                 self.total,
                 self.good,
                 self.energy,
+                *([self.temp + p.noise_t2_k * n3] if p.second_transmitter else []),
             ]
         )
         return clip_obs(y, self._lo, self._hi)

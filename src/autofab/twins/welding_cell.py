@@ -31,6 +31,9 @@ heat and loses it to the fixture and the air; the fixture (lumped,
 starts at the fixture temperature, so the fixture warms over a shift and
 the bead grows over a seam and over a batch.
 
+Before the shift's first bead the profiler shows the bead of the weld
+procedure (``wfs0_m_min``, ``u0_v``, ``v0_mm_s``) on a cold fixture.
+
 Disturbances per part: root gap ``N(gap_mean, gap_sd)`` (clipped at 0) and a
 seam-position error ``N(0, seam_sd)`` plus a slow fixture drift. Quality: a
 part is good when, over the whole seam, the bead width lies in
@@ -47,6 +50,15 @@ References
 .. [2] J. N. DuPont, A. R. Marder, "Thermal efficiency of arc welding
    processes", Welding Journal 74(12):406s-416s, 1995.
 .. [3] S. Kou, "Welding Metallurgy", 2nd ed., Wiley, 2003 (weld pool shape).
+
+Safety instrumentation (off unless enabled): ``seam_abort`` adds the input
+``weld/cell/stop`` (a second final element for a trip: at >= 0.5 the arc
+goes off at once, the part being welded is scrapped and the cell waits,
+IDLE, its profilers holding their last reading; below 0.5 it loads the next
+part) and the output ``weld/cell/arc`` (1 while the arc
+burns); ``second_transmitter`` adds ``weld/bead/width_b``, a second,
+independent profiler reading of the bead width with its own noise
+(``noise_width2_mm``).
 
 Faults (``supported_faults``)
 -----------------------------
@@ -106,6 +118,9 @@ class WeldingParams(PlantParams):
     v0_mm_s: float = Field(default=8.0, gt=0)
     eta_source: float = Field(default=0.85, gt=0, le=1)
     p_aux_kw: float = Field(default=1.5, ge=0)
+    seam_abort: bool = False
+    second_transmitter: bool = False
+    noise_width2_mm: float = Field(default=0.1, ge=0)
 
 
 class WeldingCell(Plant):
@@ -128,6 +143,17 @@ class WeldingCell(Plant):
             Tag("weld/source/voltage", "V", 16.0, 34.0, TagKind.MV, "arc voltage setting"),
             Tag("weld/robot/travel_speed", "mm/s", 3.0, 15.0, TagKind.MV, "travel speed"),
         )
+        if p.seam_abort:
+            self.tags_in += (
+                Tag(
+                    "weld/cell/stop",
+                    "1",
+                    0.0,
+                    1.0,
+                    TagKind.MV,
+                    "seam abort / line stop at >= 0.5 (arc off, part scrapped)",
+                ),
+            )
         self.tags_out = (
             Tag("weld/bead/width", "mm", 0.0, 30.0, TagKind.CV, "bead width (laser profiler)"),
             Tag("weld/bead/height", "mm", -5.0, 10.0, TagKind.CV, "reinforcement height"),
@@ -174,6 +200,21 @@ class WeldingCell(Plant):
             Tag("weld/cell/parts_good", "1", 0.0, 1e9, TagKind.COUNTER, "good parts"),
             Tag("weld/cell/energy", "kWh", 0.0, 1e9, TagKind.ENERGY, "electrical energy"),
         )
+        if p.seam_abort:
+            self.tags_out += (
+                Tag("weld/cell/arc", "1", 0.0, 1.0, TagKind.STATE, "1 while the arc burns"),
+            )
+        if p.second_transmitter:
+            self.tags_out += (
+                Tag(
+                    "weld/bead/width_b",
+                    "mm",
+                    0.0,
+                    30.0,
+                    TagKind.CV,
+                    "bead width, second independent profiler",
+                ),
+            )
         self._build_spaces()
         self._lo, self._hi = self.observation_space.low, self.observation_space.high
         self._ulo, self._uhi = self.action_space.low, self.action_space.high
@@ -251,15 +292,32 @@ class WeldingCell(Plant):
         self.total = self.good = 0
         self.energy = 0.0
         self.state = MachineState.RUNNING
-        self.meas = (0.0, 0.0, 0.0, 0.0, 0.0)
+        # before the shift's first bead the profiler shows the last bead of the
+        # previous shift: the weld procedure on a cold fixture (so a loop on
+        # the bead width does not wind up against an empty reading)
+        w, _d, h, i, hi = self.bead(p.wfs0_m_min, p.u0_v, p.v0_mm_s, p.t_amb_degc, p.gap_mean_mm)
+        self.meas = (w, h, i, p.u0_v, hi)
+        self.width_b = w
+        self.arc = False
+        self.stopped = False
         self.last = (0.0, 0.0, 0.0)
         self._new_part()
         return self._observe(), {"t": self.t}
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
-        """Advance ``dt`` s with wire feed (m/min), voltage (V) and travel speed (mm/s)."""
+        """Advance ``dt`` s with wire feed (m/min), voltage (V), travel speed (mm/s) (and stop)."""
         p, dt = self.p, self.dt
-        wfs, u_v, v = clip_action(action, self._ulo, self._uhi).tolist()
+        ua = clip_action(action, self._ulo, self._uhi).tolist()
+        wfs, u_v, v = ua[:3]
+        stop = p.seam_abort and ua[3] >= 0.5
+        if stop and not self.stopped:  # abort: the part on the fixture is scrapped
+            if self.handling_left <= 0 and self.pos > 0:
+                self.total += 1
+                self.last = (self.d_min, self.w_min, self.w_max)
+        elif self.stopped and not stop:  # restart with the next part
+            self._new_part()
+        self.stopped = stop
+        self.arc = False
         slip, down = 0.0, False
         for f in self.faults:
             if f.active(self.t):
@@ -272,6 +330,8 @@ class WeldingCell(Plant):
         p_el = p.p_aux_kw if not down else 0.2 * p.p_aux_kw
         if down:
             self.state = MachineState.DOWN
+        elif self.stopped:
+            self.state = MachineState.IDLE
         elif self.handling_left > 0:
             self.state = MachineState.RUNNING
             self.handling_left -= dt
@@ -282,6 +342,9 @@ class WeldingCell(Plant):
             p_el += u_v * i / p.eta_source / 1000.0
             w_meas = w + p.noise_width_mm * float(self.np_random.standard_normal())
             self.meas = (w_meas, h, i, u_v, hi)
+            self.arc = True
+            if p.second_transmitter:
+                self.width_b = w + p.noise_width2_mm * float(self.np_random.standard_normal())
             self.d_min = min(self.d_min, d)
             self.w_min, self.w_max = min(self.w_min, w), max(self.w_max, w)
             self.ok = self.ok and (
@@ -324,6 +387,8 @@ class WeldingCell(Plant):
                 float(self.total),
                 float(self.good),
                 self.energy,
+                *([float(self.arc)] if self.p.seam_abort else []),
+                *([self.width_b] if self.p.second_transmitter else []),
             ]
         )
         return clip_obs(y, self._lo, self._hi)

@@ -6,6 +6,7 @@ from autofab.control.safety.guard import GuardedLoop, SafetyGuard, require_guard
 from autofab.control.safety.interlocks import (
     ALLOWED,
     Interlock,
+    Trip,
     parse_interlock,
     parse_interlocks,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Intervention",
     "InterventionKind",
     "SafetyGuard",
+    "Trip",
     "parse_interlock",
     "parse_interlocks",
     "require_guarded",

@@ -44,6 +44,8 @@ class InterventionKind(StrEnum):
     """The controller reported ``info['model_trusted'] = False``; fallback used."""
     MODE_CHANGE = "mode_change"
     """The loop mode changed (manual, advisory, autonomous)."""
+    TRIP = "trip"
+    """A trip (second, independent final element) fired or was released."""
 
 
 def as_values(a: Any) -> tuple[float, ...]:
@@ -126,6 +128,9 @@ class GuardDecision:
         Loop mode at this step.
     info : dict
         Diagnostics (controller info, stale timer, which controller acted).
+    trip_writes : dict of str to float
+        Values the runtime writes to the loop's trip elements this step (tag
+        path to value; written in every mode).
     """
 
     u: FloatArray
@@ -134,6 +139,7 @@ class GuardDecision:
     interventions: list[Intervention] = field(default_factory=list)
     mode: LoopMode = LoopMode.AUTONOMOUS
     info: dict[str, Any] = field(default_factory=dict)
+    trip_writes: dict[str, float] = field(default_factory=dict)
 
 
 __all__ = ["GuardDecision", "Intervention", "InterventionKind", "as_values"]

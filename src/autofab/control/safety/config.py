@@ -11,7 +11,7 @@ import numpy as np
 
 from autofab.control.base import Controller, FloatArray
 from autofab.control.safety.envelope import Envelope
-from autofab.control.safety.interlocks import Interlock, parse_interlocks
+from autofab.control.safety.interlocks import Interlock, Trip, parse_interlocks
 from autofab.core.base import Tag
 from autofab.errors import ConfigError
 from autofab.site.base import LoopConfig
@@ -30,8 +30,16 @@ def guard_from_loop_config(
     mv_tags: Sequence[Tag],
     cv_tags: Sequence[Tag],
     aliases: Mapping[str, str],
+    *,
+    redundant: Sequence[Tag] | None = None,
+    trip_tags: Sequence[Tag] | None = None,
 ) -> SafetyGuard:
-    """Build a guard (see :meth:`SafetyGuard.from_loop_config`)."""
+    """Build a guard (see :meth:`SafetyGuard.from_loop_config`).
+
+    ``redundant`` and ``trip_tags`` are the resolved tags of
+    ``limits.cv_redundant`` and of each ``trips`` entry (default: the paths
+    as written in the site file).
+    """
     where = f"loops.{cfg.name}"
     n = len(mv_tags)
     if n == 0 or n != len(cfg.mv):
@@ -78,10 +86,29 @@ def guard_from_loop_config(
         vec("cv_lo", lim.cv_lo, ncv, -math.inf),
         vec("cv_hi", lim.cv_hi, ncv, math.inf),
     )
+    red_paths: list[str] | None = None
+    if lim.cv_redundant is not None:
+        red_paths = (
+            [tg.path for tg in redundant] if redundant is not None else list(lim.cv_redundant)
+        )
+        if len(red_paths) != len(cv_tags):
+            raise ConfigError(
+                f"has {len(red_paths)} entries; expected one second transmitter per cv "
+                f"({len(cv_tags)})",
+                field=f"{where}.limits.cv_redundant",
+            )
     names: dict[str, str] = {}
-    for tg in (*cv_tags, *mv_tags):
+    for tg in (*cv_tags, *mv_tags, *(redundant or ())):
         names.setdefault(tg.name, tg.path)
     names.update(aliases)
+    trips: list[Trip] = []
+    for i, tc in enumerate(cfg.trips):
+        tag = trip_tags[i].path if trip_tags is not None else tc.tag
+        try:
+            il = parse_interlocks([tc.when], names)[0]
+            trips.append(Trip(il, tag, tc.value, tc.normal, tc.release_s))
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=f"{where}.trips.{i}") from None
     ils: list[Interlock] = []
     for i, expr in enumerate(cfg.interlocks):
         try:
@@ -107,6 +134,11 @@ def guard_from_loop_config(
             frozen_after_s=lim.frozen_after_s,
             cv_step=None if lim.cv_step is None else vec("cv_step", lim.cv_step, ncv, 0.0),
             cv_rate=None if lim.cv_rate is None else vec("cv_rate", lim.cv_rate, ncv, 0.0),
+            cv_redundant=red_paths,
+            cv_discrepancy=None
+            if lim.cv_discrepancy is None
+            else vec("cv_discrepancy", lim.cv_discrepancy, ncv, 0.0),
+            trips=trips,
         )
     except ConfigError as exc:
         if exc.field:

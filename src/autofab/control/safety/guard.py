@@ -40,7 +40,7 @@ from autofab.control.safety.base import (
     as_values,
 )
 from autofab.control.safety.envelope import Envelope
-from autofab.control.safety.interlocks import Interlock, parse_interlocks
+from autofab.control.safety.interlocks import Interlock, Trip, parse_interlocks
 from autofab.core.base import Tag
 from autofab.errors import ConfigError, NotFittedError, SafetyViolation
 from autofab.site.base import LoopConfig
@@ -114,6 +114,15 @@ class SafetyGuard:
         accepted value (``elapsed`` s since then) is implausible (a spike or
         a jump no process makes), CV units and CV units/s; ``None``: not
         checked. A real step is accepted once the allowance has grown to it.
+    cv_redundant : sequence of str, optional
+        Tag path of a second, independent transmitter of each CV (read from
+        ``process``); a CV further than ``cv_discrepancy`` from its second
+        transmitter is untrusted (bad measurement: hold, then fallback). A
+        second transmitter without a finite value is not compared.
+    cv_discrepancy : float or sequence, optional
+        Largest plausible difference between the two transmitters, CV units.
+    trips : sequence of Trip, optional
+        Second final elements (see :class:`Trip`), evaluated in every mode.
     """
 
     def __init__(
@@ -136,6 +145,9 @@ class SafetyGuard:
         frozen_after_s: float | None = None,
         cv_step: float | Sequence[float] | FloatArray | None = None,
         cv_rate: float | Sequence[float] | FloatArray | None = None,
+        cv_redundant: Sequence[str] | None = None,
+        cv_discrepancy: float | Sequence[float] | FloatArray | None = None,
+        trips: Sequence[Trip] = (),
     ) -> None:
         self.envelope = envelope
         self.name = name
@@ -159,6 +171,22 @@ class SafetyGuard:
         for what, v in (("cv_step", cv_step), ("cv_rate", cv_rate)):
             if v is not None and not np.all(_arr(v) >= 0):
                 raise ConfigError(f"loop {name}: {what}={_floats(v)} must be >= 0")
+        if (cv_redundant is None) != (cv_discrepancy is None):
+            raise ConfigError(
+                f"loop {name}: give cv_redundant (second transmitter tags) and "
+                "cv_discrepancy (largest difference) together"
+            )
+        if cv_discrepancy is not None and not np.all(_arr(cv_discrepancy) > 0):
+            raise ConfigError(f"loop {name}: cv_discrepancy={_floats(cv_discrepancy)} must be > 0")
+        self.cv_redundant = None if cv_redundant is None else tuple(cv_redundant)
+        self._cv_disc = None if cv_discrepancy is None else _floats(cv_discrepancy)
+        self.trips = tuple(trips)
+        for tr in self.trips:
+            if not isinstance(tr, Trip):
+                raise ConfigError(f"loop {name}: trips must be Trip objects, got {tr!r}")
+        self._trip_on = [False] * len(self.trips)
+        self._trip_clear: list[float | None] = [None] * len(self.trips)
+        self.trip_count = 0
         self.frozen_after_s = None if frozen_after_s is None else float(frozen_after_s)
         self._cv_step = None if cv_step is None else _floats(cv_step)
         self._cv_rate = None if cv_rate is None else _floats(cv_rate)
@@ -219,6 +247,8 @@ class SafetyGuard:
         self._y_changed: list[float] = []  # when each CV last changed, s
         self._y_good: list[float] | None = None  # last accepted CV values
         self._t_good = 0.0
+        #: the loop's verdict on the observation it is filtering now (t, obs, problem)
+        self._judged: tuple[float, Observation, tuple[InterventionKind, str] | None] | None = None
 
     @property
     def mode(self) -> LoopMode:
@@ -250,6 +280,28 @@ class SafetyGuard:
         self.log.append(iv)
         self.counts[str(iv.kind)] += 1
         self.total += 1
+
+    @property
+    def tripped(self) -> list[str]:
+        """Expressions of the trips that hold their element in the tripped state now."""
+        return [tr.interlock.expr for tr, on in zip(self.trips, self._trip_on, strict=True) if on]
+
+    def reset_trips(self, t: float, reason: str) -> list[Intervention]:
+        """Reset latched trips (an operator's action), recorded as ``trip`` interventions.
+
+        A trip whose expression is still true fires again at the next step.
+        """
+        out = []
+        for i, tr in enumerate(self.trips):
+            if self._trip_on[i]:
+                self._trip_on[i] = False
+                self._trip_clear[i] = None
+                iv = Intervention(
+                    t, self.name, K.TRIP, f"trip {tr.interlock.expr!r} reset: {reason or 'reset'}"
+                )
+                self.record(iv)
+                out.append(iv)
+        return out
 
     def set_mode(
         self,
@@ -331,8 +383,27 @@ class SafetyGuard:
             self._y_good, self._t_good = list(y), t
         return why
 
+    def _discrepancy(self, y: list[float], process: Process | None) -> str | None:
+        """Why ``y`` disagrees with its second transmitters, or ``None``."""
+        red, disc = self.cv_redundant, self._cv_disc
+        if red is None or disc is None or process is None:
+            return None
+        lim = _per_value(disc, len(y))
+        if lim is None or len(red) != len(y):
+            return None
+        for i, (v, path) in enumerate(zip(y, red, strict=True)):
+            w = process.get(path)
+            if w is None or not math.isfinite(w):
+                continue
+            if abs(v - w) > lim[i]:
+                return (
+                    f"measurement untrusted: y[{i}]={v:.6g} and its second transmitter "
+                    f"{path}={w:.6g} differ by {abs(v - w):.6g} > cv_discrepancy={lim[i]:g}"
+                )
+        return None
+
     def _measurement_problem(
-        self, obs: Observation, t: float | None = None
+        self, obs: Observation, t: float | None = None, process: Process | None = None
     ) -> tuple[InterventionKind, str] | None:
         y = _floats(obs.y)
         if not all(map(math.isfinite, y)):
@@ -357,6 +428,10 @@ class SafetyGuard:
                 )
         if t is not None and (self.frozen_after_s is not None or self._cv_step is not None):
             why = self._plausibility(t, y)
+            if why is not None:
+                return K.BAD_MEASUREMENT, why
+        if self.cv_redundant is not None:
+            why = self._discrepancy(y, process)
             if why is not None:
                 return K.BAD_MEASUREMENT, why
         return None
@@ -440,7 +515,11 @@ class SafetyGuard:
         else:
             target = prop
         # 2. measurement: track the timer in every mode, act only when not MANUAL
-        problem = self._measurement_problem(obs, t)
+        judged, self._judged = self._judged, None
+        if judged is not None and judged[0] == t and judged[1] is obs:
+            problem = judged[2]
+        else:
+            problem = self._measurement_problem(obs, t, process)
         if problem is None:
             self._bad_since = None
         else:
@@ -474,6 +553,35 @@ class SafetyGuard:
             if trip:
                 tripped = True
                 add(K.INTERLOCK, f"{why}: MV to safe value {_fmt(safe)}", applied=safe)
+        trip_writes: dict[str, float] = {}
+        for i, tr in enumerate(self.trips):
+            hit, why = tr.interlock.evaluate(process or {})
+            if hit:
+                self._trip_clear[i] = None
+                if not self._trip_on[i]:
+                    self._trip_on[i] = True
+                    self.trip_count += 1
+                    add(
+                        K.TRIP,
+                        f"trip: {why}: {tr.tag} to {tr.value:g}, MV to safe value {_fmt(safe)}",
+                        applied=safe,
+                    )
+            elif self._trip_on[i] and tr.release_s is not None:
+                if self._trip_clear[i] is None:
+                    self._trip_clear[i] = t
+                if t - (self._trip_clear[i] or t) >= tr.release_s:
+                    self._trip_on[i] = False
+                    self._trip_clear[i] = None
+                    add(
+                        K.TRIP,
+                        f"trip {tr.interlock.expr!r} released: false for "
+                        f"release_s={tr.release_s:g} s",
+                    )
+            if self._trip_on[i]:
+                tripped = True
+                trip_writes[tr.tag] = tr.value
+            elif tr.normal is not None:
+                trip_writes[tr.tag] = tr.normal
         if tripped:
             u = np.clip(safe, *self.envelope.bounds(self.n)[:2])
             source = "interlock"
@@ -501,7 +609,9 @@ class SafetyGuard:
         write = mode is not LoopMode.ADVISORY
         if mode is LoopMode.ADVISORY:
             info["recommendation"] = u.copy()
-        return self._finish(t, mode, u, write, prop, ivs, new, info, source)
+        decision = self._finish(t, mode, u, write, prop, ivs, new, info, source)
+        decision.trip_writes = trip_writes
+        return decision
 
     def _finish(
         self,
@@ -541,17 +651,22 @@ class SafetyGuard:
         mv_tags: Sequence[Tag],
         cv_tags: Sequence[Tag],
         aliases: Mapping[str, str],
+        *,
+        redundant: Sequence[Tag] | None = None,
+        trip_tags: Sequence[Tag] | None = None,
     ) -> SafetyGuard:
         """Build the guard of a site-file loop.
 
         MV limits default to the MV tags' ranges; ``limits`` in the loop can
         only narrow them. CV instrument ranges come from the CV tags. The
-        signal names of the loop's tags are aliases for interlocks (an
-        explicit ``aliases`` entry wins).
+        signal names of the loop's tags (and of its second transmitters) are
+        aliases for interlocks and trips (an explicit ``aliases`` entry wins).
         """
         from autofab.control.safety.config import guard_from_loop_config
 
-        return guard_from_loop_config(cls, cfg, mv_tags, cv_tags, aliases)
+        return guard_from_loop_config(
+            cls, cfg, mv_tags, cv_tags, aliases, redundant=redundant, trip_tags=trip_tags
+        )
 
 
 # --------------------------------------------------------------------- loop
@@ -600,6 +715,9 @@ class GuardedLoop:
         mv_tags: Sequence[Tag],
         cv_tags: Sequence[Tag],
         aliases: Mapping[str, str],
+        *,
+        redundant: Sequence[Tag] | None = None,
+        trip_tags: Sequence[Tag] | None = None,
     ) -> GuardedLoop:
         """Build a site-file loop: controller from the registry, guard, fallback.
 
@@ -612,7 +730,9 @@ class GuardedLoop:
         """
         from autofab.control.safety.config import build_controller
 
-        guard = SafetyGuard.from_loop_config(cfg, mv_tags, cv_tags, aliases)
+        guard = SafetyGuard.from_loop_config(
+            cfg, mv_tags, cv_tags, aliases, redundant=redundant, trip_tags=trip_tags
+        )
         params = dict(cfg.params)
         budget = params.pop("step_budget_s", None)
         fb_spec = params.pop("fallback", None)
@@ -726,7 +846,11 @@ class GuardedLoop:
         # and hold their state, so no proportional kick or integrator wind-up
         # from a lying sensor follows the end of the fault
         ctrl_obs = obs
-        if self.guard._measurement_problem(obs, t) is not None:
+        problem = self.guard._measurement_problem(obs, t, process)
+        # the guard's filter below judges the same observation at the same t:
+        # it reuses this verdict instead of checking (and timing) it twice
+        self.guard._judged = (t, obs, problem)
+        if problem is not None:
             ctrl_obs = dataclasses.replace(obs, y=np.full(np.shape(obs.y), np.nan))
         act, elapsed = self._run(self.controller, ctrl_obs, t, ivs)
         why: tuple[InterventionKind, str] | None = None

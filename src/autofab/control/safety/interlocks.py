@@ -216,6 +216,33 @@ class Interlock:
         return False, ""
 
 
+@dataclass(frozen=True)
+class Trip:
+    """A trip: an interlock that drives a second, independent final element.
+
+    While ``interlock`` is true (fail-safe: also when a tag it reads is
+    missing or not finite) the guard writes ``value`` to ``tag`` (a feed
+    shut-off, a line stop) and puts the loop's MV to its safe value. A trip
+    is latched: it stays until :meth:`SafetyGuard.reset_trips`, or, with
+    ``release_s``, until the expression has been false that long; then
+    ``normal`` (when given) is written again.
+    """
+
+    interlock: Interlock
+    tag: str
+    value: float
+    normal: float | None = None
+    release_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value):
+            raise ConfigError(f"trip on {self.tag}: value={self.value} must be finite")
+        if self.normal is not None and not math.isfinite(self.normal):
+            raise ConfigError(f"trip on {self.tag}: normal={self.normal} must be finite")
+        if self.release_s is not None and not (self.release_s >= 0):
+            raise ConfigError(f"trip on {self.tag}: release_s={self.release_s} must be >= 0 s")
+
+
 def parse_interlock(expr: str, aliases: Mapping[str, str] | None = None) -> Interlock:
     """Parse ``expr`` safely (whitelisted :mod:`ast` nodes only).
 
@@ -252,4 +279,4 @@ def parse_interlocks(
     return tuple(e if isinstance(e, Interlock) else parse_interlock(e, aliases) for e in exprs)
 
 
-__all__ = ["ALLOWED", "Interlock", "parse_interlock", "parse_interlocks"]
+__all__ = ["ALLOWED", "Interlock", "Trip", "parse_interlock", "parse_interlocks"]
