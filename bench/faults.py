@@ -98,6 +98,20 @@ def _median(v: list[float]) -> float | None:
     return float(np.median(v)) if v else None
 
 
+def at_onset(row: dict[str, Any]) -> bool:
+    """True when every violating loop of ``row`` broke its limits at a fault's onset.
+
+    At onset: within two loop periods of the onset, before any measurement could
+    show the fault, so no control or protective action could have prevented it.
+    """
+    bad = [lp for lp in row["loops"].values() if lp["cv_violations"] + lp["mv_violations"]]
+    return bool(bad) and all(
+        lp["onset_to_violation_s"] is not None
+        and lp["onset_to_violation_s"] <= 2 * lp["period_s"] + 1e-9
+        for lp in bad
+    )
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Figures per site and controller, and per fault kind."""
     cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -141,6 +155,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "episodes": len(faulty),
             "hard_violation_steps": int(sum(r["hard_violations"] for r in faulty)),
             "violating_episodes": sum(1 for r in faulty if r["hard_violations"]),
+            "violating_at_onset": sum(1 for r in faulty if r["hard_violations"] and at_onset(r)),
             "clean_violation_steps": int(sum(r["hard_violations"] for r in clean)),
             "off_spec_mean": float(np.mean([r["off_spec"] for r in faulty])) if faulty else None,
             "off_spec_clean_mean": float(np.mean([r["off_spec"] for r in clean]))
@@ -167,12 +182,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     """Table per site/controller and per fault kind, and autopilot/PID ratios."""
     print(
         f"\n{'site/controller':30} {'episodes':>8} {'viol.ep':>7} {'viol.steps':>10} "
-        f"{'offspec':>8} {'clean':>8} {'trips':>5} {'wall s':>7}"
+        f"{'onset':>5} {'offspec':>8} {'clean':>8} {'trips':>5} {'wall s':>7}"
     )
     for key, c in summary.items():
         print(
             f"{key:30} {c['episodes']:8d} {c['violating_episodes']:7d} "
-            f"{c['hard_violation_steps']:10d} {_fmt(c['off_spec_mean']):>8} "
+            f"{c['hard_violation_steps']:10d} {c['violating_at_onset']:5d} "
+            f"{_fmt(c['off_spec_mean']):>8} "
             f"{_fmt(c['off_spec_clean_mean']):>8} {c['trip_episodes']:5d} "
             f"{c['episode_wall_s_mean']:7.2f}"
         )
@@ -257,7 +273,8 @@ def main() -> None:
     viol = [r for r in rows if r["hard_violations"]]
     print(
         f"\n{n_faulty} fault episodes (+{len(rows) - n_faulty} fault-free), "
-        f"{len(viol)} with hard-limit violations; warm-up {t_warm:.0f} s, "
+        f"{len(viol)} with hard-limit violations ({sum(map(at_onset, viol))} of them within two "
+        f"loop periods of a fault's onset); warm-up {t_warm:.0f} s, "
         f"episodes {t_run:.0f} s wall on {args.jobs} jobs"
     )
     result = {
@@ -271,7 +288,8 @@ def main() -> None:
         "load": os.getloadavg(),
         "warm_up": warm,
         "summary": summary,
-        "violating_episodes": viol[:200],
+        "violating_at_onset": sum(map(at_onset, viol)),
+        "violating_episodes": viol[:500],
         "target_zero_violations": not viol,
     }
     out = Path(args.out)

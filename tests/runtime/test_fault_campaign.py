@@ -144,3 +144,19 @@ def test_slow_drift_is_caught_by_the_second_transmitter(harness: FaultHarness) -
     # 1 K of drift after 100 s, seen earlier with the noise of the two transmitters
     # (cv_rate, 1 K/s, would never see it)
     assert lp.fallback_s is not None and 40.0 <= lp.fallback_s <= 110.0, res.to_dict()
+
+
+def test_a_violation_at_the_fault_onset_is_timed_from_the_onset() -> None:
+    # The welding source losing most of its span in one step spoils the bead of
+    # that very second: the harness times the first violation from the onset.
+    h = FaultHarness(load_site(site_path("welding_cell")), seed=0, source="welding_cell")
+    h.warm_up(120, band_s=120)
+    lr = h.loops[0]
+    f = InjectedFault("actuator_degraded", lr.name, 30.0, math.inf, 0.8, lr.mv_tags[0].path)
+    res = h.episode([f], 60.0, noise_seed=1)
+    lp = res.loops[lr.name]
+    assert lp.cv_violations > 0
+    assert lp.period_s == lr.period
+    assert lp.onset_to_violation_s is not None and lp.onset_to_violation_s <= 2 * lr.period
+    clean = h.episode([], 60.0, noise_seed=1).loops[lr.name]
+    assert clean.cv_violations == 0 and clean.onset_to_violation_s is None

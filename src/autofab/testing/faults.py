@@ -202,10 +202,19 @@ class _NaNSolution:
 
 @dataclass
 class LoopEpisode:
-    """Figures of one loop in one episode."""
+    """Figures of one loop in one episode.
+
+    ``onset_to_violation_s``: from the onset of the latest fault acting on
+    this loop (or site-wide) to the first hard-limit violation, s; ``None``
+    without violations or when no fault had started. ``period_s``: the loop's
+    period, s (a violation within a period or two of a fault's onset happened
+    before any measurement could show the fault).
+    """
 
     cv_violations: int = 0
     mv_violations: int = 0
+    onset_to_violation_s: float | None = None
+    period_s: float = 0.0
     fallback_s: float | None = None
     recovery_s: float | None = None
     recovered: bool = False
@@ -517,7 +526,12 @@ class FaultHarness:
         for lr in self.loops:
             lr.loop.last_decision = None  # type: ignore[attr-defined]
             _record_decisions(lr)
-        res = {lr.name: LoopEpisode() for lr in self.loops}
+        res = {lr.name: LoopEpisode(period_s=float(lr.period)) for lr in self.loops}
+        onsets = {
+            lr.name: sorted(f.start_s for f in faults if f.loop in (lr.name, ""))
+            for lr in self.loops
+        }
+        seen_violation: set[str] = set()
         counts0 = [dict(lr.guard.counts) for lr in self.loops]
         trips0 = [lr.guard.trip_count for lr in self.loops]
         u_prev = [self.written_mv(k).tolist() for k in range(len(self.loops))]
@@ -539,6 +553,7 @@ class FaultHarness:
                 r = res[lr.name]
                 cvl, cvh, mvl, mvh, step = limits[k]
                 y = [float(c._last_y[i]) for c, i in self._cv_at[k]]  # type: ignore[index]
+                n_before = r.cv_violations + r.mv_violations
                 if any(v < a or v > b for v, a, b in zip(y, cvl, cvh, strict=True)):
                     r.cv_violations += 1
                 u = [float(c._u[i]) for c, i in self._mv_at[k]]
@@ -551,6 +566,10 @@ class FaultHarness:
                 ):
                     r.mv_violations += 1
                 u_prev[k] = u
+                if r.cv_violations + r.mv_violations > n_before and lr.name not in seen_violation:
+                    seen_violation.add(lr.name)
+                    started = [o for o in onsets[lr.name] if o <= el]
+                    r.onset_to_violation_s = el - started[-1] if started else None
                 if el <= onset:
                     continue
                 if r.fallback_s is None and (lr.name in hit or "" in hit):
