@@ -2,7 +2,7 @@
 
 from autofab.control.safety.base import GuardDecision, Intervention, InterventionKind
 from autofab.control.safety.envelope import Clip, Envelope
-from autofab.control.safety.guard import GuardedLoop, SafetyGuard, require_guarded
+from autofab.control.safety.guard import SafetyGuard
 from autofab.control.safety.interlocks import (
     ALLOWED,
     Interlock,
@@ -10,6 +10,7 @@ from autofab.control.safety.interlocks import (
     parse_interlock,
     parse_interlocks,
 )
+from autofab.control.safety.loop import GuardedLoop, require_guarded
 
 __all__ = [
     "ALLOWED",
