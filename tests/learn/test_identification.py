@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,21 @@ def test_narx_beats_arx_on_nonlinear_plant():
     # true local gains: d(2u + 3u^2)/du = 2 + 6u
     assert gain(lo) == pytest.approx(2 + 6 * 0.2, rel=0.15)
     assert gain(hi) == pytest.approx(2 + 6 * 0.8, rel=0.15)
+
+
+def test_a_diverging_narx_free_run_turns_nan_and_fails_validation():
+    u = aprbs(600, 0.0, 1.0, min_hold=3, max_hold=15, seed=5)[:, 0]
+    y = np.zeros(600)
+    for k in range(1, 600):
+        y[k] = 0.5 * y[k - 1] + 0.3 * u[k - 1] ** 2
+    nl = NARX(1, 1, 1).fit(u, y)
+    nl.coef_ = nl.coef_ * 0 + 2.0  # every feature weight 2: y' = 2 y^2 + ... explodes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings on the way
+        sim = nl.simulate(u[:200])
+        res = validate(nl, u[:200], y[:200])
+    assert np.isnan(sim[-1, 0]) and np.all(np.isfinite(sim[:2]))
+    assert res.fit[0] == -np.inf
 
 
 def test_not_fitted_and_registry_roundtrip(tmp_path):

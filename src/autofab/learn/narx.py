@@ -12,6 +12,7 @@ controlled by successive linearisation or by a schedule of local linear MPCs
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -158,10 +159,17 @@ class NARX(DynamicModel):
         zx = np.empty(p + 1)
         zx[p] = 1.0
         coef = self.coef_
-        for k in range(n):
-            zx[:n_y] = ys[k + yi].ravel()
-            zx[n_y:p] = us[k + ui].ravel()
-            ys[k + lag] = coef @ (zx[fa] * zx[fb])
+        # a quadratic model can diverge in free run: the rest of the run is NaN
+        # (validation then rejects the model) instead of overflow warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(n):
+                zx[:n_y] = ys[k + yi].ravel()
+                zx[n_y:p] = us[k + ui].ravel()
+                v = coef @ (zx[fa] * zx[fb])
+                ys[k + lag] = v
+                if not math.isfinite(v.sum()):
+                    ys[k + lag :] = np.nan
+                    break
         out = ys[lag - 1 : lag - 1 + n]
         return np.asarray(out * self.y_scale_ + self.y_offset_)
 
