@@ -88,6 +88,8 @@ class LoopRunner:
             {p for il in g.interlocks for p in il.tags}
             | {p for tr in g.trips for p in tr.interlock.tags}
             | set(g.cv_redundant or ())
+            | set(g.mv_readback or ())
+            | set(g.mv_readback_when.tags if g.mv_readback_when else ())
         )
         base = f"{tag_prefix}/control/{cfg.name}"
         idx = [""] if n_cv == 1 else [str(i) for i in range(n_cv)]

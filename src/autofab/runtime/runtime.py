@@ -254,6 +254,11 @@ class Runtime:
             if cfg.limits.cv_redundant
             else None
         )
+        readback = (
+            [self.resolve(r, f"{field}.limits.mv_readback") for r in cfg.limits.mv_readback]
+            if cfg.limits.mv_readback
+            else None
+        )
         trip_tags = [
             self.resolve(tc.tag, f"{field}.trips.{j}.tag") for j, tc in enumerate(cfg.trips)
         ]
@@ -266,7 +271,7 @@ class Runtime:
                 )
         try:
             loop = GuardedLoop.from_loop_config(
-                cfg, mv, cv, aliases, redundant=redundant, trip_tags=trip_tags
+                cfg, mv, cv, aliases, redundant=redundant, trip_tags=trip_tags, readback=readback
             )
         except ConfigError as exc:
             raise ConfigError(exc.message, source=self.source, field=exc.field or field) from exc

@@ -92,6 +92,14 @@ class LimitsConfig(_Model):
     plausible difference between the two (CV units); a larger one makes the
     measurement untrusted (hold, then fallback).
 
+    Final-element supervision (off unless given): ``mv_readback`` names the
+    readback of each MV (valve position, source output) and
+    ``mv_readback_tol`` the tolerance (MV units); an element whose readback
+    stays put while the written MV moves away by more than the tolerance is
+    stuck, and the MV is kept within the tolerance of its readback until it
+    moves again; ``mv_readback_when`` (interlock syntax) limits the comparison
+    to when the readback is live (e.g. while the arc burns).
+
     ``mv_lo``/``mv_hi`` are hard MV limits (default: the MV tag's range),
     ``mv_rate`` the largest MV change per second, ``cv_lo``/``cv_hi`` the CV
     limits whose violation is counted and which interlocks may use,
@@ -116,8 +124,11 @@ class LimitsConfig(_Model):
     cv_rate: list[float] | float | None = None
     cv_redundant: list[str] | None = None
     cv_discrepancy: list[float] | float | None = None
+    mv_readback: list[str] | None = None
+    mv_readback_tol: list[float] | float | None = None
+    mv_readback_when: str | None = None
 
-    @field_validator("cv_redundant", mode="before")
+    @field_validator("cv_redundant", "mv_readback", mode="before")
     @classmethod
     def _as_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -128,6 +139,11 @@ class LimitsConfig(_Model):
             raise ValueError(
                 "give 'cv_redundant' (a second transmitter tag per cv) and 'cv_discrepancy' "
                 "(largest difference, cv units) together"
+            )
+        if (self.mv_readback is None) != (self.mv_readback_tol is None):
+            raise ValueError(
+                "give 'mv_readback' (a readback tag per mv) and 'mv_readback_tol' "
+                "(tolerance, mv units) together"
             )
         return self
 

@@ -46,6 +46,8 @@ class InterventionKind(StrEnum):
     """The loop mode changed (manual, advisory, autonomous)."""
     TRIP = "trip"
     """A trip (second, independent final element) fired or was released."""
+    STUCK_ELEMENT = "stuck_element"
+    """The final element's readback stopped following the written MV (or moved again)."""
 
 
 def as_values(a: Any) -> tuple[float, ...]:

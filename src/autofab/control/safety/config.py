@@ -33,12 +33,13 @@ def guard_from_loop_config(
     *,
     redundant: Sequence[Tag] | None = None,
     trip_tags: Sequence[Tag] | None = None,
+    readback: Sequence[Tag] | None = None,
 ) -> SafetyGuard:
     """Build a guard (see :meth:`SafetyGuard.from_loop_config`).
 
-    ``redundant`` and ``trip_tags`` are the resolved tags of
-    ``limits.cv_redundant`` and of each ``trips`` entry (default: the paths
-    as written in the site file).
+    ``redundant``, ``trip_tags`` and ``readback`` are the resolved tags of
+    ``limits.cv_redundant``, of each ``trips`` entry and of
+    ``limits.mv_readback`` (default: the paths as written in the site file).
     """
     where = f"loops.{cfg.name}"
     n = len(mv_tags)
@@ -97,10 +98,24 @@ def guard_from_loop_config(
                 f"({len(cv_tags)})",
                 field=f"{where}.limits.cv_redundant",
             )
+    rb_paths: list[str] | None = None
+    if lim.mv_readback is not None:
+        rb_paths = [tg.path for tg in readback] if readback is not None else list(lim.mv_readback)
+        if len(rb_paths) != n:
+            raise ConfigError(
+                f"has {len(rb_paths)} entries; expected one readback per mv ({n})",
+                field=f"{where}.limits.mv_readback",
+            )
     names: dict[str, str] = {}
-    for tg in (*cv_tags, *mv_tags, *(redundant or ())):
+    for tg in (*cv_tags, *mv_tags, *(redundant or ()), *(readback or ())):
         names.setdefault(tg.name, tg.path)
     names.update(aliases)
+    rb_when: Interlock | None = None
+    if lim.mv_readback_when is not None:
+        try:
+            rb_when = parse_interlocks([lim.mv_readback_when], names)[0]
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=f"{where}.limits.mv_readback_when") from None
     trips: list[Trip] = []
     for i, tc in enumerate(cfg.trips):
         tag = trip_tags[i].path if trip_tags is not None else tc.tag
@@ -139,6 +154,11 @@ def guard_from_loop_config(
             if lim.cv_discrepancy is None
             else vec("cv_discrepancy", lim.cv_discrepancy, ncv, 0.0),
             trips=trips,
+            mv_readback=rb_paths,
+            mv_readback_tol=None
+            if lim.mv_readback_tol is None
+            else vec("mv_readback_tol", lim.mv_readback_tol, n, 0.0),
+            mv_readback_when=rb_when,
         )
     except ConfigError as exc:
         if exc.field:

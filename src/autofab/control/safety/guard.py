@@ -15,12 +15,15 @@ Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
    (``stale_hold``): hold the last applied MV; after ``hold_s`` go to the
    fallback, hold or safe value (``stale_fallback``); the controllers of a
    :class:`GuardedLoop` see NaN instead of a rejected measurement;
-4. interlocks (every mode): if any is true or cannot be evaluated, the MV
+4. final elements (with ``mv_readback``): an element whose readback stopped
+   following the written MV is stuck (``stuck_element``); until it moves
+   again (by half the tolerance) the target is kept within ``mv_readback_tol`` of its readback;
+5. interlocks (every mode): if any is true or cannot be evaluated, the MV
    goes to the safe value at once (rate limit bypassed, hard limits kept);
-5. otherwise project into the envelope: rate limit around the previous
+6. otherwise project into the envelope: rate limit around the previous
    applied MV, then hard limits (``rate_limit``, ``clamp_low``,
    ``clamp_high``);
-6. count CV-limit violations; write unless ADVISORY.
+7. count CV-limit violations; write unless ADVISORY.
 """
 
 from __future__ import annotations
@@ -123,6 +126,25 @@ class SafetyGuard:
         Largest plausible difference between the two transmitters, CV units.
     trips : sequence of Trip, optional
         Second final elements (see :class:`Trip`), evaluated in every mode.
+    mv_readback : sequence of str, optional
+        Tag path of each MV's readback (the position or output the final
+        element reports), read from ``process``. When, since the readback last
+        moved (by a quarter of ``mv_readback_tol``), the written MV has moved
+        by more than the tolerance and now differs from the readback by more
+        than the tolerance, the element is stuck (``stuck_element``):
+        until its readback moves again by more than the tolerance, the MV is
+        kept within ``mv_readback_tol`` of the readback (until the readback has
+        moved by more than half the tolerance), so that an element that
+        frees itself does not jump to a value the loop wound up to meanwhile.
+        A steady offset (a degraded element) does not count: the written MV
+        must move while the readback does not (an element that keeps less
+        than a quarter of its gain looks stuck).
+    mv_readback_tol : float or sequence, optional
+        Tolerance between written MV and readback, MV units (> 0).
+    mv_readback_when : str or Interlock, optional
+        Expression (interlock syntax) that is true while the readback is live,
+        e.g. while a welding arc burns; outside it (or when a tag it reads is
+        missing) the readback is not compared.
     """
 
     def __init__(
@@ -148,6 +170,9 @@ class SafetyGuard:
         cv_redundant: Sequence[str] | None = None,
         cv_discrepancy: float | Sequence[float] | FloatArray | None = None,
         trips: Sequence[Trip] = (),
+        mv_readback: Sequence[str] | None = None,
+        mv_readback_tol: float | Sequence[float] | FloatArray | None = None,
+        mv_readback_when: str | Interlock | None = None,
     ) -> None:
         self.envelope = envelope
         self.name = name
@@ -180,6 +205,20 @@ class SafetyGuard:
             raise ConfigError(f"loop {name}: cv_discrepancy={_floats(cv_discrepancy)} must be > 0")
         self.cv_redundant = None if cv_redundant is None else tuple(cv_redundant)
         self._cv_disc = None if cv_discrepancy is None else _floats(cv_discrepancy)
+        if (mv_readback is None) != (mv_readback_tol is None):
+            raise ConfigError(
+                f"loop {name}: give mv_readback (a readback tag per MV) and mv_readback_tol "
+                "(MV units) together"
+            )
+        if mv_readback_tol is not None and not np.all(_arr(mv_readback_tol) > 0):
+            raise ConfigError(
+                f"loop {name}: mv_readback_tol={_floats(mv_readback_tol)} must be > 0"
+            )
+        self.mv_readback = None if mv_readback is None else tuple(mv_readback)
+        self._rb_tol = None if mv_readback_tol is None else _floats(mv_readback_tol)
+        self.mv_readback_when = (
+            None if mv_readback_when is None else parse_interlocks([mv_readback_when], aliases)[0]
+        )
         self.trips = tuple(trips)
         for tr in self.trips:
             if not isinstance(tr, Trip):
@@ -209,6 +248,11 @@ class SafetyGuard:
                 f"on the number of MVs ({sorted(sizes)})"
             )
         self.n = sizes.pop() if sizes else 1
+        if self.mv_readback is not None and len(self.mv_readback) != self.n:
+            raise ConfigError(
+                f"loop {name}: mv_readback has {len(self.mv_readback)} tags; expected one per MV "
+                f"({self.n})"
+            )
         if envelope.n not in (1, self.n):
             raise ConfigError(
                 f"loop {name}: envelope has {envelope.n} MV channels, expected {self.n}"
@@ -247,6 +291,10 @@ class SafetyGuard:
         self._y_changed: list[float] = []  # when each CV last changed, s
         self._y_good: list[float] | None = None  # last accepted CV values
         self._t_good = 0.0
+        # per MV: (readback, written) when the readback last moved, and the
+        # readback at which the element was found stuck (None: not stuck)
+        self._rb_ref: list[tuple[float, float] | None] = [None] * self.n
+        self._rb_stuck: list[float | None] = [None] * self.n
         #: the loop's verdict on the observation it is filtering now (t, obs, problem)
         self._judged: tuple[float, Observation, tuple[InterventionKind, str] | None] | None = None
 
@@ -546,7 +594,10 @@ class SafetyGuard:
                         f"{self.hold_s:g} s: fallback '{self.fallback}' -> {_fmt(fb)}",
                         applied=fb,
                     )
-        # 3. interlocks (every mode)
+        # 3. final elements: a stuck element keeps the MV near its readback
+        if self.mv_readback is not None and process is not None and target is not None:
+            target = self._readback_band(t, prev, target, process, add)
+        # 4. interlocks (every mode)
         tripped = False
         for il in self.interlocks:
             trip, why = il.evaluate(process or {})
@@ -601,7 +652,7 @@ class SafetyGuard:
                 if source == "manual":
                     why = "manual value " + why
                 add(c.kind, why, applied=u, ch=c.channel, what=target)
-        # 4. CV limits are counted, not enforced
+        # 5. CV limits are counted, not enforced
         viol = self.envelope.cv_violations(obs.y)
         if viol:
             self.cv_violation_count += 1
@@ -612,6 +663,74 @@ class SafetyGuard:
         decision = self._finish(t, mode, u, write, prop, ivs, new, info, source)
         decision.trip_writes = trip_writes
         return decision
+
+    def _readback_live(self, process: Process) -> bool:
+        """True when the readbacks are to be compared now (``mv_readback_when``)."""
+        il = self.mv_readback_when
+        if il is None:
+            return True
+        for p in il.tags:
+            v = process.get(p)
+            if v is None or not math.isfinite(v):
+                return False
+        return il.evaluate(process)[0]
+
+    def _readback_band(
+        self,
+        t: float,
+        prev: FloatArray | None,
+        target: FloatArray,
+        process: Process,
+        add: Any,
+    ) -> FloatArray:
+        """``target`` kept within the tolerance of the readback of stuck elements."""
+        assert self.mv_readback is not None and self._rb_tol is not None
+        tol = _per_value(self._rb_tol, self.n) or []
+        out = target
+        live = self._readback_live(process)
+        for i, path in enumerate(self.mv_readback):
+            rb = process.get(path)
+            if rb is None or not math.isfinite(rb) or prev is None:
+                continue
+            if not live:  # not compared; a stuck element keeps its band
+                self._rb_ref[i] = None
+                stuck = self._rb_stuck[i]
+                if stuck is not None:
+                    v = float(out[i])
+                    if abs(v - stuck) > tol[i]:
+                        out = out.copy()
+                        out[i] = min(max(v, stuck - tol[i]), stuck + tol[i])
+                continue
+            w = float(prev[i])
+            ref = self._rb_ref[i]
+            if ref is None or abs(rb - ref[0]) > tol[i] / 4:
+                self._rb_ref[i] = ref = (rb, w)
+            stuck = self._rb_stuck[i]
+            if stuck is None:
+                if abs(w - ref[1]) > tol[i] and abs(w - rb) > tol[i]:
+                    self._rb_stuck[i] = stuck = rb
+                    add(
+                        K.STUCK_ELEMENT,
+                        f"channel {i}: {path} stays at {rb:.6g} while the written MV moved "
+                        f"from {ref[1]:.6g} to {w:.6g}: element stuck, MV kept within "
+                        f"mv_readback_tol={tol[i]:g} of it",
+                        ch=i,
+                    )
+            elif abs(rb - stuck) > tol[i] / 2:
+                self._rb_stuck[i] = stuck = None
+                self._rb_ref[i] = (rb, w)
+                add(
+                    K.STUCK_ELEMENT,
+                    f"channel {i}: {path} moves again ({rb:.6g}): element released",
+                    ch=i,
+                )
+            if stuck is not None:
+                lo, hi = rb - tol[i], rb + tol[i]
+                v = float(out[i])
+                if v < lo or v > hi:
+                    out = out.copy()
+                    out[i] = min(max(v, lo), hi)
+        return out
 
     def _finish(
         self,
@@ -654,6 +773,7 @@ class SafetyGuard:
         *,
         redundant: Sequence[Tag] | None = None,
         trip_tags: Sequence[Tag] | None = None,
+        readback: Sequence[Tag] | None = None,
     ) -> SafetyGuard:
         """Build the guard of a site-file loop.
 
@@ -665,7 +785,14 @@ class SafetyGuard:
         from autofab.control.safety.config import guard_from_loop_config
 
         return guard_from_loop_config(
-            cls, cfg, mv_tags, cv_tags, aliases, redundant=redundant, trip_tags=trip_tags
+            cls,
+            cfg,
+            mv_tags,
+            cv_tags,
+            aliases,
+            redundant=redundant,
+            trip_tags=trip_tags,
+            readback=readback,
         )
 
 

@@ -76,6 +76,7 @@ class GuardedLoop:
         *,
         redundant: Sequence[Tag] | None = None,
         trip_tags: Sequence[Tag] | None = None,
+        readback: Sequence[Tag] | None = None,
     ) -> GuardedLoop:
         """Build a site-file loop: controller from the registry, guard, fallback.
 
@@ -89,7 +90,13 @@ class GuardedLoop:
         from autofab.control.safety.config import build_controller
 
         guard = SafetyGuard.from_loop_config(
-            cfg, mv_tags, cv_tags, aliases, redundant=redundant, trip_tags=trip_tags
+            cfg,
+            mv_tags,
+            cv_tags,
+            aliases,
+            redundant=redundant,
+            trip_tags=trip_tags,
+            readback=readback,
         )
         params = dict(cfg.params)
         budget = params.pop("step_budget_s", None)
