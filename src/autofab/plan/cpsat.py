@@ -311,28 +311,20 @@ class LnsScheduler(CpSatScheduler):
                 hint = {(a.job, a.op): a for a in list_schedule(problem, "mwkr")}
             except ConfigError:
                 hint = None
-        if (
+        # tabu search: pure makespan, wall time, two or more workers, no repair
+        tabu_ok = (
             self.settings.tabu
             and workers >= 2
             and not budget.deterministic
             and prev is None
             and not bounds
             and weights == [("makespan", 1)]
-            and hint is not None
-            and is_job_shop(problem)
-        ):
+        )
+        if tabu_ok and hint is not None and is_job_shop(problem):
             return self._tabu_beside_cpsat(
                 problem, weights, hint, seconds, budget, workers, rng, stats
             )
-        flexible_tabu = (
-            self.settings.tabu
-            and workers >= 2
-            and not budget.deterministic
-            and prev is None
-            and not bounds
-            and weights == [("makespan", 1)]
-            and is_flexible_shop(problem)
-        )
+        flexible_tabu = tabu_ok and is_flexible_shop(problem)
         share = self.settings.tabu_first_fraction if flexible_tabu else None
         first = max(min(seconds, 0.5), seconds * (share or self.settings.first_phase_fraction))
         built = build(
