@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autofab.control import Envelope, InterventionKind, Observation, SafetyGuard
-from autofab.control.safety import Trip, parse_interlock
+from autofab.control.safety import LoopTags, Trip, parse_interlock
 from autofab.core import Tag, TagKind
 from autofab.errors import ConfigError
 from autofab.site.base import LoopConfig
@@ -106,7 +106,7 @@ def test_site_loop_with_trips_and_a_second_transmitter() -> None:
     cv = [Tag("s/a/l/r/temperature", "K", 0, 500, TagKind.CV)]
     mv = [Tag("s/a/l/r/coolant", "K", 0, 8, TagKind.MV)]
     red = [Tag(T_B, "K", 0, 500, TagKind.CV)]
-    g = SafetyGuard.from_loop_config(cfg, mv, cv, {}, redundant=red)
+    g = SafetyGuard.from_loop_config(cfg, mv, cv, {}, LoopTags(redundant=red))
     assert g.cv_redundant == (T_B,) and g.trips[0].tag == STOP
     d = g.filter(0.0, np.array([4.0]), ob(0, 100.0), {T_B: 121.0})
     assert d.trip_writes == {STOP: 1.0}
@@ -116,4 +116,4 @@ def test_site_loop_with_trips_and_a_second_transmitter() -> None:
         )
     bad = cfg.model_copy(update={"trips": [cfg.trips[0].model_copy(update={"when": "nope > 1"})]})
     with pytest.raises(ConfigError, match=r"trips\.0"):
-        SafetyGuard.from_loop_config(bad, mv, cv, {}, redundant=red)
+        SafetyGuard.from_loop_config(bad, mv, cv, {}, LoopTags(redundant=red))

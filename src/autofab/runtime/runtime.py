@@ -22,7 +22,7 @@ from autofab.connectors.options import resolve_env
 from autofab.connectors.replay import ReplayConnector
 from autofab.connectors.twin import TwinConnector
 from autofab.control.economic import EconomicLayer
-from autofab.control.safety import GuardedLoop
+from autofab.control.safety import GuardedLoop, LoopTags
 from autofab.core import registry
 from autofab.core.base import Sample, Tag, TagKind
 from autofab.core.bus import Bus, Overflow
@@ -271,7 +271,7 @@ class Runtime:
                 )
         try:
             loop = GuardedLoop.from_loop_config(
-                cfg, mv, cv, aliases, redundant=redundant, trip_tags=trip_tags, readback=readback
+                cfg, mv, cv, aliases, LoopTags(redundant, trip_tags, readback)
             )
         except ConfigError as exc:
             raise ConfigError(exc.message, source=self.source, field=exc.field or field) from exc

@@ -1,6 +1,6 @@
 """Safety layer: envelope, interlocks, staleness, watchdog, modes (always outermost)."""
 
-from autofab.control.safety.base import GuardDecision, Intervention, InterventionKind
+from autofab.control.safety.base import GuardDecision, Intervention, InterventionKind, LoopTags
 from autofab.control.safety.envelope import Clip, Envelope
 from autofab.control.safety.guard import SafetyGuard
 from autofab.control.safety.interlocks import (
@@ -21,6 +21,7 @@ __all__ = [
     "Interlock",
     "Intervention",
     "InterventionKind",
+    "LoopTags",
     "SafetyGuard",
     "Trip",
     "parse_interlock",

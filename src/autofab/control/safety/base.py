@@ -6,6 +6,7 @@ operator) proposed, it records an :class:`Intervention` with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from autofab.control.base import FloatArray, LoopMode
+from autofab.core.base import Tag
 
 
 class InterventionKind(StrEnum):
@@ -144,4 +146,19 @@ class GuardDecision:
     trip_writes: dict[str, float] = field(default_factory=dict)
 
 
-__all__ = ["GuardDecision", "Intervention", "InterventionKind", "as_values"]
+@dataclass(frozen=True)
+class LoopTags:
+    """Tags a site-file loop names besides its MVs and CVs, resolved by the runtime.
+
+    Each is ``None`` to take the paths as written in the site file.
+    """
+
+    redundant: Sequence[Tag] | None = None
+    """Second transmitters, one per CV (``limits.cv_redundant``)."""
+    trips: Sequence[Tag] | None = None
+    """The element of each trip (``trips[].tag``)."""
+    readback: Sequence[Tag] | None = None
+    """Readbacks, one per MV (``limits.mv_readback``)."""
+
+
+__all__ = ["GuardDecision", "Intervention", "InterventionKind", "LoopTags", "as_values"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autofab.control.base import Controller, FloatArray
+from autofab.control.safety.base import LoopTags
 from autofab.control.safety.envelope import Envelope
 from autofab.control.safety.interlocks import Interlock, Trip, parse_interlocks
 from autofab.core.base import Tag
@@ -30,17 +31,15 @@ def guard_from_loop_config(
     mv_tags: Sequence[Tag],
     cv_tags: Sequence[Tag],
     aliases: Mapping[str, str],
-    *,
-    redundant: Sequence[Tag] | None = None,
-    trip_tags: Sequence[Tag] | None = None,
-    readback: Sequence[Tag] | None = None,
+    tags: LoopTags | None = None,
 ) -> SafetyGuard:
     """Build a guard (see :meth:`SafetyGuard.from_loop_config`).
 
-    ``redundant``, ``trip_tags`` and ``readback`` are the resolved tags of
-    ``limits.cv_redundant``, of each ``trips`` entry and of
-    ``limits.mv_readback`` (default: the paths as written in the site file).
+    ``tags`` holds the resolved second transmitters, trip elements and
+    readbacks (default: the paths as written in the site file).
     """
+    tags = tags or LoopTags()
+    redundant, trip_tags, readback = tags.redundant, tags.trips, tags.readback
     where = f"loops.{cfg.name}"
     n = len(mv_tags)
     if n == 0 or n != len(cfg.mv):

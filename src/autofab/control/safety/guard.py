@@ -40,6 +40,7 @@ from autofab.control.safety.base import (
     GuardDecision,
     Intervention,
     InterventionKind,
+    LoopTags,
     as_values,
 )
 from autofab.control.safety.envelope import Envelope
@@ -770,10 +771,7 @@ class SafetyGuard:
         mv_tags: Sequence[Tag],
         cv_tags: Sequence[Tag],
         aliases: Mapping[str, str],
-        *,
-        redundant: Sequence[Tag] | None = None,
-        trip_tags: Sequence[Tag] | None = None,
-        readback: Sequence[Tag] | None = None,
+        tags: LoopTags | None = None,
     ) -> SafetyGuard:
         """Build the guard of a site-file loop.
 
@@ -790,9 +788,7 @@ class SafetyGuard:
             mv_tags,
             cv_tags,
             aliases,
-            redundant=redundant,
-            trip_tags=trip_tags,
-            readback=readback,
+            tags,
         )
 
 

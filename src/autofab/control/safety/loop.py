@@ -20,6 +20,7 @@ from autofab.control.safety.base import (
     GuardDecision,
     Intervention,
     InterventionKind,
+    LoopTags,
     as_values,
 )
 from autofab.control.safety.guard import K, Process, SafetyGuard
@@ -73,10 +74,7 @@ class GuardedLoop:
         mv_tags: Sequence[Tag],
         cv_tags: Sequence[Tag],
         aliases: Mapping[str, str],
-        *,
-        redundant: Sequence[Tag] | None = None,
-        trip_tags: Sequence[Tag] | None = None,
-        readback: Sequence[Tag] | None = None,
+        tags: LoopTags | None = None,
     ) -> GuardedLoop:
         """Build a site-file loop: controller from the registry, guard, fallback.
 
@@ -94,9 +92,7 @@ class GuardedLoop:
             mv_tags,
             cv_tags,
             aliases,
-            redundant=redundant,
-            trip_tags=trip_tags,
-            readback=readback,
+            tags,
         )
         params = dict(cfg.params)
         budget = params.pop("step_budget_s", None)
