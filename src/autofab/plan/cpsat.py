@@ -12,7 +12,9 @@ they time out. Lexicographic objectives run one such optimisation per term,
 each bounding the previous terms at their best value. On a classical job shop
 with two or more workers (wall time), ``cpsat_lns`` instead runs a tabu search
 (:mod:`autofab.plan.tabu`) beside the full model on the other workers; they
-share solutions and the full model gives the lower bound.
+share solutions and the full model gives the lower bound. On a flexible job
+shop, after a short full-model phase, a tabu search with machine reassignments
+runs beside one LNS lane on the shared incumbent.
 
 Both are pure functions of their inputs. With ``workers == 1`` (and
 ``time_mode`` ``"auto"``) every limit is CP-SAT deterministic time, so a seed

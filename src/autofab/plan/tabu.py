@@ -400,7 +400,6 @@ class FlexibleShopTabu(JobShopTabu):
         self.n_machines = len(problem.machines)
         super().__init__(problem, plan, seed)
         self.tenure = (2, 6 + len(problem.jobs) // 10)
-        self.flexible = [i for i in range(self.n) if len(self.alt[i]) > 1]
 
     def _load(self, plan: dict[OpRef, Assignment]) -> None:
         for i, r in enumerate(self.refs):

@@ -25,6 +25,26 @@ def _arr(v: Any) -> FloatArray:
     return np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel().copy()
 
 
+def _paths(
+    written: Sequence[str] | None, resolved: Sequence[Tag] | None, count: int, what: str, field: str
+) -> list[str] | None:
+    """Tag paths of a per-signal list (resolved tags, else as written), one per signal."""
+    if written is None:
+        return None
+    paths = [tg.path for tg in resolved] if resolved is not None else list(written)
+    if len(paths) != count:
+        raise ConfigError(f"has {len(paths)} entries; expected one {what} ({count})", field=field)
+    return paths
+
+
+def _expression(expr: str, names: Mapping[str, str], field: str) -> Interlock:
+    """One interlock-syntax expression; a bad one raises ``ConfigError`` naming ``field``."""
+    try:
+        return parse_interlocks([expr], names)[0]
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field=field) from None
+
+
 def guard_from_loop_config(
     guard_cls: type[SafetyGuard],
     cfg: LoopConfig,
@@ -86,49 +106,36 @@ def guard_from_loop_config(
         vec("cv_lo", lim.cv_lo, ncv, -math.inf),
         vec("cv_hi", lim.cv_hi, ncv, math.inf),
     )
-    red_paths: list[str] | None = None
-    if lim.cv_redundant is not None:
-        red_paths = (
-            [tg.path for tg in redundant] if redundant is not None else list(lim.cv_redundant)
-        )
-        if len(red_paths) != len(cv_tags):
-            raise ConfigError(
-                f"has {len(red_paths)} entries; expected one second transmitter per cv "
-                f"({len(cv_tags)})",
-                field=f"{where}.limits.cv_redundant",
-            )
-    rb_paths: list[str] | None = None
-    if lim.mv_readback is not None:
-        rb_paths = [tg.path for tg in readback] if readback is not None else list(lim.mv_readback)
-        if len(rb_paths) != n:
-            raise ConfigError(
-                f"has {len(rb_paths)} entries; expected one readback per mv ({n})",
-                field=f"{where}.limits.mv_readback",
-            )
+    red_paths = _paths(
+        lim.cv_redundant,
+        redundant,
+        len(cv_tags),
+        "second transmitter per cv",
+        f"{where}.limits.cv_redundant",
+    )
+    rb_paths = _paths(
+        lim.mv_readback, readback, n, "readback per mv", f"{where}.limits.mv_readback"
+    )
     names: dict[str, str] = {}
     for tg in (*cv_tags, *mv_tags, *(redundant or ()), *(readback or ())):
         names.setdefault(tg.name, tg.path)
     names.update(aliases)
-    rb_when: Interlock | None = None
-    if lim.mv_readback_when is not None:
-        try:
-            rb_when = parse_interlocks([lim.mv_readback_when], names)[0]
-        except ConfigError as exc:
-            raise ConfigError(exc.message, field=f"{where}.limits.mv_readback_when") from None
+    rb_when = (
+        None
+        if lim.mv_readback_when is None
+        else _expression(lim.mv_readback_when, names, f"{where}.limits.mv_readback_when")
+    )
     trips: list[Trip] = []
     for i, tc in enumerate(cfg.trips):
+        il = _expression(tc.when, names, f"{where}.trips.{i}")
         tag = trip_tags[i].path if trip_tags is not None else tc.tag
         try:
-            il = parse_interlocks([tc.when], names)[0]
             trips.append(Trip(il, tag, tc.value, tc.normal, tc.release_s))
         except ConfigError as exc:
             raise ConfigError(exc.message, field=f"{where}.trips.{i}") from None
-    ils: list[Interlock] = []
-    for i, expr in enumerate(cfg.interlocks):
-        try:
-            ils.extend(parse_interlocks([expr], names))
-        except ConfigError as exc:
-            raise ConfigError(exc.message, field=f"{where}.interlocks.{i}") from None
+    ils = [
+        _expression(expr, names, f"{where}.interlocks.{i}") for i, expr in enumerate(cfg.interlocks)
+    ]
     try:
         return guard_cls(
             env,

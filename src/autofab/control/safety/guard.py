@@ -17,7 +17,7 @@ Order of operations of :meth:`SafetyGuard.filter` (also in docs/control.md):
    :class:`GuardedLoop` see NaN instead of a rejected measurement;
 4. final elements (with ``mv_readback``): an element whose readback stopped
    following the written MV is stuck (``stuck_element``); until it moves
-   again (by half the tolerance) the target is kept within ``mv_readback_tol`` of its readback;
+   again, the target is kept within ``mv_readback_tol`` of its readback;
 5. interlocks (every mode): if any is true or cannot be evaluated, the MV
    goes to the safe value at once (rate limit bypassed, hard limits kept);
 6. otherwise project into the envelope: rate limit around the previous
@@ -132,11 +132,10 @@ class SafetyGuard:
         element reports), read from ``process``. When, since the readback last
         moved (by a quarter of ``mv_readback_tol``), the written MV has moved
         by more than the tolerance and now differs from the readback by more
-        than the tolerance, the element is stuck (``stuck_element``):
-        until its readback moves again by more than the tolerance, the MV is
-        kept within ``mv_readback_tol`` of the readback (until the readback has
-        moved by more than half the tolerance), so that an element that
-        frees itself does not jump to a value the loop wound up to meanwhile.
+        than the tolerance, the element is stuck (``stuck_element``): until
+        its readback moves again by more than half the tolerance, the MV is
+        kept within ``mv_readback_tol`` of the readback, so that an element
+        that frees itself does not jump to a value the loop wound up to.
         A steady offset (a degraded element) does not count: the written MV
         must move while the readback does not (an element that keeps less
         than a quarter of its gain looks stuck).
@@ -597,7 +596,7 @@ class SafetyGuard:
                     )
         # 3. final elements: a stuck element keeps the MV near its readback
         if self.mv_readback is not None and process is not None and target is not None:
-            target = self._readback_band(t, prev, target, process, add)
+            target = self._readback_band(prev, target, process, add)
         # 4. interlocks (every mode)
         tripped = False
         for il in self.interlocks:
@@ -678,7 +677,6 @@ class SafetyGuard:
 
     def _readback_band(
         self,
-        t: float,
         prev: FloatArray | None,
         target: FloatArray,
         process: Process,
@@ -695,43 +693,50 @@ class SafetyGuard:
                 continue
             if not live:  # not compared; a stuck element keeps its band
                 self._rb_ref[i] = None
-                stuck = self._rb_stuck[i]
-                if stuck is not None:
-                    v = float(out[i])
-                    if abs(v - stuck) > tol[i]:
-                        out = out.copy()
-                        out[i] = min(max(v, stuck - tol[i]), stuck + tol[i])
-                continue
-            w = float(prev[i])
-            ref = self._rb_ref[i]
-            if ref is None or abs(rb - ref[0]) > tol[i] / 4:
-                self._rb_ref[i] = ref = (rb, w)
-            stuck = self._rb_stuck[i]
-            if stuck is None:
-                if abs(w - ref[1]) > tol[i] and abs(w - rb) > tol[i]:
-                    self._rb_stuck[i] = stuck = rb
-                    add(
-                        K.STUCK_ELEMENT,
-                        f"channel {i}: {path} stays at {rb:.6g} while the written MV moved "
-                        f"from {ref[1]:.6g} to {w:.6g}: element stuck, MV kept within "
-                        f"mv_readback_tol={tol[i]:g} of it",
-                        ch=i,
-                    )
-            elif abs(rb - stuck) > tol[i] / 2:
-                self._rb_stuck[i] = stuck = None
-                self._rb_ref[i] = (rb, w)
+                center = self._rb_stuck[i]
+            else:
+                center = self._watch_element(i, path, rb, float(prev[i]), tol[i], add)
+            if center is not None:
+                v = float(out[i])
+                if abs(v - center) > tol[i]:
+                    out = out.copy()
+                    out[i] = min(max(v, center - tol[i]), center + tol[i])
+        return out
+
+    def _watch_element(
+        self, i: int, path: str, rb: float, w: float, tol: float, add: Any
+    ) -> float | None:
+        """Update channel ``i``'s stuck test (readback ``rb``, written ``w``).
+
+        Returns the readback to keep the MV near while the element is stuck,
+        else ``None``.
+        """
+        ref = self._rb_ref[i]
+        if ref is None or abs(rb - ref[0]) > tol / 4:
+            self._rb_ref[i] = ref = (rb, w)
+        stuck = self._rb_stuck[i]
+        if stuck is None:
+            if abs(w - ref[1]) > tol and abs(w - rb) > tol:
+                self._rb_stuck[i] = rb
                 add(
                     K.STUCK_ELEMENT,
-                    f"channel {i}: {path} moves again ({rb:.6g}): element released",
+                    f"channel {i}: {path} stays at {rb:.6g} while the written MV moved "
+                    f"from {ref[1]:.6g} to {w:.6g}: element stuck, MV kept within "
+                    f"mv_readback_tol={tol:g} of it",
                     ch=i,
                 )
-            if stuck is not None:
-                lo, hi = rb - tol[i], rb + tol[i]
-                v = float(out[i])
-                if v < lo or v > hi:
-                    out = out.copy()
-                    out[i] = min(max(v, lo), hi)
-        return out
+                return rb
+            return None
+        if abs(rb - stuck) > tol / 2:
+            self._rb_stuck[i] = None
+            self._rb_ref[i] = (rb, w)
+            add(
+                K.STUCK_ELEMENT,
+                f"channel {i}: {path} moves again ({rb:.6g}): element released",
+                ch=i,
+            )
+            return None
+        return rb
 
     def _finish(
         self,
